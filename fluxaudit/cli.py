@@ -1,0 +1,192 @@
+"""``fluxaudit``: validate, run, demo, report.
+
+Exit codes (the operator's Job podFailurePolicy relies on 3):
+  0 the audit (or command) succeeded
+  1 the audit finished but some groups failed; the report says which
+  2 the spec is invalid (every error printed with its field path) or bad usage
+  3 the audit's input is unusable (missing image, bad GGUF, spec changed under a run)
+
+Heavy imports (torch, diffusers) happen inside the commands that need them:
+``validate`` stays instant, and ``demo`` can point the Hugging Face cache at the
+tiny model before huggingface_hub reads its environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .spec import FluxAudit, SpecError, load_file
+
+EXIT_OK = 0
+EXIT_GROUPS_FAILED = 1
+EXIT_INVALID_SPEC = 2
+EXIT_BAD_INPUT = 3
+
+console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def _load_or_exit(path: str) -> FluxAudit:
+    try:
+        return load_file(path)
+    except SpecError as exc:
+        console.print(f"[red]invalid spec[/red] {exc.source}: {len(exc.errors)} error(s)")
+        for field, msg in exc.errors:
+            console.print(f"  [bold]{field}[/bold]: {msg}", markup=True, highlight=False)
+        sys.exit(EXIT_INVALID_SPEC)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log what each group does.")
+@click.version_option(package_name="fluxaudit")
+def main(verbose: bool) -> None:
+    """Audit GGUF quantizations of FLUX.1-Fill: time, memory, quality, torch.compile."""
+    _setup_logging(verbose)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def validate(file: str) -> None:
+    """Check a FluxAudit YAML file; print every problem with its field path."""
+    audit = _load_or_exit(file)
+    s = audit.spec
+    console.print(
+        f"[green]valid[/green] {file}: {len(s.quants)} quants × {len(s.guidance_scales)} guidance × "
+        f"{len(s.seeds)} seed(s) × {s.repeats} repeat(s), run id {audit.run_id()}"
+    )
+
+
+def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> int:
+    from fluxaudit.assets import AssetError
+    from fluxaudit.storage import LocalStorage
+
+    from fluxaudit_runner.group import ResumeConflict
+    from fluxaudit_runner.local import quiet_libraries, run_audit
+
+    quiet_libraries()
+    for label in only:
+        if label not in [q.label for q in audit.spec.quants]:
+            console.print(f"[red]--quant {label}[/red]: not in spec.quants {[q.label for q in audit.spec.quants]}")
+            return EXIT_INVALID_SPEC
+    storage = LocalStorage(out)
+    labels = list(only) or [q.label for q in audit.spec.quants]
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        tasks = {label: bar.add_task(label, total=None, state="waiting") for label in labels}
+
+        def on_progress(label: str, partial: Any) -> None:
+            bar.update(tasks[label], completed=partial.cells_done, total=partial.cells_total, state=partial.status)
+
+        try:
+            outcome = run_audit(audit, storage, only=only or None, progress=on_progress, report=report)
+        except (AssetError, ResumeConflict) as exc:
+            console.print(f"[red]cannot run this audit[/red]: {exc}")
+            return EXIT_BAD_INPUT
+    elapsed = time.perf_counter() - start
+    if outcome.report is not None:
+        summary = outcome.report.json["summary"]
+        report_path = storage.local_path(outcome.report.paths["report"])
+        console.print(
+            f"[bold]{'done' if outcome.ok else 'finished with failures'}[/bold] in {elapsed:.1f} s: "
+            f"{len(labels) - len(outcome.failures)}/{len(labels)} groups complete, fastest {summary['fastestQuant']}, "
+            f"compile {summary['compileVerdict'].split(':')[0]} — report: {report_path}"
+        )
+        click.echo(str(report_path))
+    for label, err in outcome.failures.items():
+        console.print(f"[red]group {label} failed[/red]: {err}")
+    if not outcome.failures:
+        return EXIT_OK
+    # Only bad input everywhere is permanent (a Job must not retry it); anything else may pass on retry.
+    if len(outcome.failures) == len(labels) and set(outcome.failures) <= outcome.input_failures:
+        return EXIT_BAD_INPUT
+    return EXIT_GROUPS_FAILED
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "out", type=click.Path(file_okay=False), default="fluxaudit-out", show_default=True,
+              help="Local folder for images, partials and the report; rerunning into it resumes.")
+@click.option("--quant", "only", multiple=True, help="Run only this quant group (repeatable); skips the report.")
+def run(file: str, out: str, only: tuple[str, ...]) -> None:
+    """Run an audit on this machine (GPU if present), resuming what OUT already holds."""
+    audit = _load_or_exit(file)
+    sys.exit(_run(audit, Path(out), only, report=not only))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "out", type=click.Path(file_okay=False), default="fluxaudit-out", show_default=True)
+def report(file: str, out: str) -> None:
+    """Rebuild REPORT.md and report.json from the partials in OUT, without rerunning anything."""
+    from fluxaudit.report import build_report
+    from fluxaudit.storage import LocalStorage
+
+    audit = _load_or_exit(file)
+    storage = LocalStorage(out)
+    built = build_report(audit, storage)
+    click.echo(str(storage.local_path(built.paths["report"])))
+    sys.exit(EXIT_OK if built.data.complete else EXIT_GROUPS_FAILED)
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(file_okay=False), default="fluxaudit-out", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the tiny model's weights and of every cell.")
+@click.option("--model-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the tiny model is built (default: ~/.cache/fluxaudit/tiny-model).")
+@click.option("--rebuild", is_flag=True, help="Rebuild the tiny model even if it exists.")
+def demo(out: str, seed: int, model_dir: str | None, rebuild: bool) -> None:
+    """Build a tiny random-weight FLUX.1-Fill with real GGUF files and audit it on CPU (about a minute)."""
+    from fluxaudit_runner.demo import default_model_dir
+
+    root = Path(model_dir) if model_dir else default_model_dir() / f"seed-{seed}"
+    # Must precede the first huggingface_hub import: it reads these once.
+    os.environ["HF_HOME"] = str(root / "hf-home")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from fluxaudit.spec import parse_document
+
+    from fluxaudit_runner.demo import demo_document
+    from fluxaudit_runner.tiny.builder import build_tiny_model
+
+    with console.status("building the tiny FLUX.1-Fill (random weights, real GGUF files)…"):
+        t0 = time.perf_counter()
+        model = build_tiny_model(root, seed=seed, force=rebuild)
+    console.print(f"tiny model ready in {time.perf_counter() - t0:.1f} s at {root}")
+    doc = demo_document(model, seed)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec_path = out_dir / "demo-audit.yaml"
+    spec_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    console.print(f"audit spec: {spec_path} (rerun with: fluxaudit run {spec_path} --out {out_dir})")
+    sys.exit(_run(parse_document(doc, str(spec_path)), out_dir, (), report=True))
+
+
+if __name__ == "__main__":
+    main()

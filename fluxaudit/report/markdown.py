@@ -1,0 +1,207 @@
+"""ReportData → REPORT.md (pure).
+
+Everything a user typed (prompt, URIs, error messages) is escaped before it goes
+into Markdown: a prompt must not be able to inject links, HTML or table cells.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..layout import guidance_token
+from .model import ReportData, compile_verdict
+
+#: characters that act inline (line-start syntax cannot occur: cells never start a line).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+LinkFn = Callable[[str], str]
+
+
+def esc(text: object) -> str:
+    """Escape for inline Markdown and table cells: HTML entities, Markdown punctuation, no newlines."""
+    s = html.escape(str(text), quote=True)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return " ".join(s.split())
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _s(x: float | None, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x * 1000:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _environment(env: dict[str, Any] | None) -> list[str]:
+    if env is None:
+        return ["No group recorded its environment (no group started)."]
+    if env.get("device") == "cuda":
+        device = (
+            f"{esc(env.get('gpuName'))} (compute capability {esc(env.get('computeCapability'))}, "
+            f"{_bytes(env.get('gpuMemoryBytes'))}, driver {esc(env.get('driver') or '?')}, CUDA {esc(env.get('cuda'))})"
+        )
+    else:
+        device = f"CPU only: {esc(env.get('cpu') or '?')}, {env.get('cpuCount')} cores (no CUDA: CUDA-event times are not available)"
+    return [
+        f"- Device: {device}",
+        f"- Software: torch {esc(env['torch'])}, diffusers {esc(env['diffusers'])}, gguf {esc(env['gguf'])}, "
+        f"transformers {esc(env['transformers'])}, Python {esc(env['python'])}",
+        f"- Host: {esc(env['host'])}" + (f", node {esc(env['node'])}" if env.get("node") else ""),
+    ]
+
+
+def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> str:
+    spec = data.audit.spec
+    inp = spec.input
+    session = inp.session_paths()
+    source = (
+        f"session {esc(inp.user_id)}/{esc(inp.session_id)}" if session else f"{esc(inp.image)} + mask {esc(inp.mask)}"
+    )
+    lines: list[str] = [
+        f"# FluxAudit report — {esc(data.audit.metadata.name)}",
+        "",
+        f"- Run id: `{data.run_id}`",
+        f"- Results as of: {esc(data.generated_at or 'no group finished')}",
+        f"- Status: {'complete' if data.complete else 'INCOMPLETE — see the groups table'}",
+        f"- Input: {source}",
+        f"- Prompt: {esc(inp.prompt)}",
+        f"- Model: GGUF from {esc(spec.model.gguf_repo)}@{esc(spec.model.revision)}, "
+        f"base {esc(spec.model.base_repo)}@{esc(spec.model.base_revision)}",
+        f"- Settings: {spec.steps} steps, compute dtype {spec.dtype}, seeds {', '.join(map(str, spec.seeds))}, "
+        f"{spec.repeats} timed repeat(s) per cell, {spec.warmup} warm-up inference(s) per group, "
+        f"long side ≤ {spec.max_side} px, {spec.max_sequence_length} T5 tokens",
+        "",
+        "## Environment",
+        "",
+        *_environment(data.environment),
+        "",
+        "## Groups",
+        "",
+    ]
+    rows = []
+    for g in data.groups:
+        load = g.load or {}
+        load_s = (
+            sum(load.get(k, 0.0) for k in ("downloadSeconds", "pipelineLoadSeconds", "transformerLoadSeconds"))
+            if load
+            else None
+        )
+        rows.append(
+            [
+                esc(g.label),
+                esc(g.file),
+                _bytes(g.bytes),
+                f"`{g.sha256[:12]}`" if g.sha256 else "—",
+                esc(g.status) + (f" ({esc(g.error)})" if g.error else ""),
+                f"{g.cells_done}/{g.cells_total}",
+                _s(load_s, 2),
+                _bytes(load.get("memoryAfterLoadBytes")) if load else "—",
+                esc(load.get("memoryMode", "—")) if load else "—",
+            ]
+        )
+    lines += _table(
+        ["Quant", "File", "Size", "sha256", "Status", "Cells", "Load (s)", "Memory after load", "Memory mode"], rows
+    )
+    lines += ["", "## Results matrix", ""]
+    several_seeds = len(spec.seeds) > 1
+    header = ["Quant", "Guidance"] + (["Seed"] if several_seeds else []) + [
+        "Steps", "Wall-clock (s)", "GPU time (ms)", "s/step", "Peak memory", "Image",
+    ]
+    rows = []
+    for c in data.cells:
+        rows.append(
+            [esc(c.quant), guidance_token(c.guidance)]
+            + ([str(c.seed)] if several_seeds else [])
+            + [
+                str(spec.steps),
+                _s(c.wall_seconds),
+                _ms(c.cuda_seconds),
+                _s(c.seconds_per_step, 4),
+                _bytes(c.peak_memory_bytes),
+                f"[{esc(c.quant)} gs{guidance_token(c.guidance)}]({link(c.image)})" if c.image else "—",
+            ]
+        )
+    lines += _table(header, rows)
+    lines += ["", "### Per quant", ""]
+    lines += _table(
+        ["Quant", "Median s/image", "Median s/step", "Max peak memory"],
+        [
+            [esc(g.label), _s(g.median_wall_seconds), _s(g.median_seconds_per_step, 4), _bytes(g.max_peak_memory_bytes)]
+            for g in data.groups
+        ],
+    )
+    if "latency" in figures:
+        lines += ["", f"![latency per image]({figures['latency']})"]
+    if "contact_sheet" in figures:
+        lines += ["", "## Images", "", f"![contact sheet: quant rows × guidance columns]({figures['contact_sheet']})"]
+    lines += ["", "## torch.compile viability", ""]
+    cc = data.compile_check
+    lines.append(f"Verdict: {esc(compile_verdict(cc))}.")
+    if cc is not None:
+        lines += ["", f"Checked on {esc(cc['quant'])} with torch {esc(cc['torch'])} on {esc(cc['device'])}.", ""]
+        lines += _table(
+            ["Target", "Graphs", "Graph breaks", "Ops", "Trace (s)", "Top break reasons"],
+            [
+                [
+                    e["target"],
+                    str(e["graphCount"]),
+                    str(e["graphBreakCount"]),
+                    str(e["opCount"]),
+                    _s(e["seconds"], 1),
+                    esc(e["error"])
+                    if e.get("error")
+                    else "; ".join(
+                        f"{esc(r['reason'])} ×{r['count']}" + (f" at {esc(r['where'])}" if r.get("where") else "")
+                        for r in e["breakReasons"]
+                    )
+                    or "none",
+                ]
+                for e in cc["explain"]
+            ],
+        )
+        if cc.get("speedup"):
+            sp = cc["speedup"]
+            lines += [
+                "",
+                f"Measured: eager {_ms(sp.get('eagerStepSeconds'))} ms/forward, compiled "
+                f"{_ms(sp.get('compiledStepSeconds'))} ms/forward, compile {_s(sp.get('compileSeconds'), 1)} s.",
+            ]
+    lines += [
+        "",
+        "## Methodology",
+        "",
+        "- Each group loads its GGUF file through `hf_hub_download` and "
+        "`FluxTransformer2DModel.from_single_file` with `GGUFQuantizationConfig`, builds `FluxFillPipeline`, "
+        "encodes the prompt once (FLUX guidance is a distilled embedding, so the prompt embedding does not "
+        "depend on it) and frees the text encoders before the transformer loads.",
+        "- Warm-up inferences run first and are not timed. Every cell uses a CPU `torch.Generator` seeded "
+        "with the cell's seed, so a cell is reproducible across quants and runs.",
+        "- Wall-clock is `time.perf_counter` around the pipeline call after `torch.cuda.synchronize`; GPU time "
+        "is CUDA events around the same call; s/step is the median over denoising steps (transformer forward "
+        "plus scheduler step). With several repeats, the median is shown.",
+        "- Peak memory is `torch.cuda.max_memory_allocated` per cell on a GPU, else the process's peak RSS "
+        "(reset per cell through /proc/self/clear_refs).",
+        "- The compile check runs after the timed matrix: `torch._dynamo.explain` on a 1-step pipeline call "
+        "and on the transformer alone with the inputs the pipeline passes it.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""Result schema: the partial JSON each runner group writes, cell by cell.
+
+Versioned (``schemaVersion``) because partials outlive the code that wrote them:
+the operator and ``fluxaudit report`` read partials written by older runners.
+Nothing here is optional by accident: a ``None`` means "not measurable here"
+(e.g. CUDA time on a CPU), never "we did not bother".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+SCHEMA_VERSION = 1
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_json(self) -> dict:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+class QuantFile(_Schema):
+    label: str
+    file: str
+    repo: str
+    revision: str
+    sha256: str
+    bytes: int
+    tensor_types: dict[str, int] = Field(default_factory=dict, description="GGML type name -> tensor count")
+
+
+class Environment(_Schema):
+    device: str
+    gpu_name: str | None = None
+    gpu_memory_bytes: int | None = None
+    compute_capability: str | None = None
+    driver: str | None = None
+    cuda: str | None = None
+    cpu: str | None = None
+    cpu_count: int | None = None
+    torch: str
+    diffusers: str
+    gguf: str
+    transformers: str
+    python: str
+    host: str
+    node: str | None = None
+
+
+class LoadTimings(_Schema):
+    download_seconds: float
+    transformer_load_seconds: float
+    pipeline_load_seconds: float
+    prompt_encode_seconds: float
+    warmup_seconds: float
+    memory_after_load_bytes: int | None
+    memory_mode: str
+
+
+class Cell(_Schema):
+    guidance: float
+    seed: int
+    repeat: int
+    wall_seconds: float
+    cuda_seconds: float | None
+    step_seconds: list[float]
+    peak_memory_bytes: int
+    peak_memory_kind: Literal["cuda_max_allocated", "process_peak_rss"]
+    image: str | None
+    image_sha256: str | None
+    latents: str | None = None
+    finished_at: str
+
+    @property
+    def key(self) -> tuple[float, int, int]:
+        return (self.guidance, self.seed, self.repeat)
+
+
+class BreakReason(_Schema):
+    """One distinct graph-break reason and how often dynamo hit it."""
+
+    reason: str
+    where: str | None = None
+    count: int = 1
+
+
+class ExplainResult(_Schema):
+    target: Literal["pipeline", "transformer"]
+    graph_count: int
+    graph_break_count: int
+    op_count: int
+    break_reasons: list[BreakReason]
+    seconds: float
+    error: str | None = None
+
+
+class CompileCheck(_Schema):
+    quant: str
+    torch: str
+    device: str
+    explain: list[ExplainResult]
+    speedup: dict[str, float | None] | None = None
+
+
+class Cleanup(_Schema):
+    """Memory given back when the group released its models (local mode, many groups
+    in one process: the next group must start from a clean device)."""
+
+    before_bytes: int
+    after_bytes: int
+    freed_bytes: int
+    kind: Literal["cuda_allocated", "process_rss"]
+
+
+class Partial(_Schema):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    fingerprint: str
+    quant: QuantFile | None = None
+    dtype: str
+    steps: int
+    height: int
+    width: int
+    prompt: str
+    environment: Environment | None = None
+    load: LoadTimings | None = None
+    cells: list[Cell] = Field(default_factory=list)
+    cells_total: int
+    compile_check: CompileCheck | None = None
+    cleanup: Cleanup | None = None
+    status: Literal["running", "complete", "failed"] = "running"
+    error: str | None = None
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def cells_done(self) -> int:
+        return len(self.cells)
+
+    def done_keys(self) -> set[tuple[float, int, int]]:
+        return {c.key for c in self.cells}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Partial:
+        version = data.get("schemaVersion")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"partial has schemaVersion {version!r}; this build reads {SCHEMA_VERSION}")
+        return cls.model_validate(data)

@@ -1,0 +1,97 @@
+"""torch.compile viability: what dynamo sees in the pipeline and in the transformer.
+
+Run after the timed matrix so compilation state cannot leak into the timings.
+The whole pipeline call breaks many times (generator-driven randn, PIL, the
+progress bar) and that is expected; the transformer is what gets compiled in
+practice, so both are reported and the verdict reads the transformer's.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from fluxaudit.results import BreakReason, ExplainResult
+
+MAX_REASONS = 5
+
+
+def _where(reason: Any) -> str | None:
+    stack = getattr(reason, "user_stack", None) or []
+    if not stack:
+        return None
+    frame = stack[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+
+
+def explain(target: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> ExplainResult:
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    start = time.perf_counter()
+    try:
+        out = torch._dynamo.explain(fn)(*args, **kwargs)
+    except Exception as exc:  # dynamo failing is itself a finding: report it, keep the audit
+        last = traceback.format_exception_only(exc)[-1].strip()
+        return ExplainResult(
+            target=target, graph_count=0, graph_break_count=0, op_count=0, break_reasons=[],
+            seconds=time.perf_counter() - start, error=last[:500],
+        )
+    finally:
+        torch._dynamo.reset()
+    seconds = time.perf_counter() - start
+    grouped: Counter[tuple[str, str | None]] = Counter(
+        (str(r.reason).strip().splitlines()[0][:300], _where(r)) for r in out.break_reasons
+    )
+    reasons = [BreakReason(reason=r, where=w, count=n) for (r, w), n in grouped.most_common(MAX_REASONS)]
+    return ExplainResult(
+        target=target,
+        graph_count=int(out.graph_count),
+        graph_break_count=int(out.graph_break_count),
+        op_count=int(out.op_count),
+        break_reasons=reasons,
+        seconds=seconds,
+    )
+
+
+def measure_speedup(
+    transformer: torch.nn.Module, kwargs: dict[str, Any], device: torch.device, iterations: int = 5
+) -> dict[str, float | None]:
+    """Eager vs ``torch.compile`` on the transformer forward the pipeline makes."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def timed(fn: Callable[[], Any]) -> float:
+        sync()
+        start = time.perf_counter()
+        with torch.no_grad():
+            fn()
+        sync()
+        return time.perf_counter() - start
+
+    eager = [timed(lambda: transformer(**kwargs)) for _ in range(iterations)]
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    compiled = torch.compile(transformer)
+    try:
+        first = timed(lambda: compiled(**kwargs))
+        steady = [timed(lambda: compiled(**kwargs)) for _ in range(iterations)]
+    finally:
+        torch._dynamo.reset()
+    eager_s = statistics.median(eager)
+    compiled_s = statistics.median(steady)
+    return {
+        "eagerStepSeconds": eager_s,
+        "compiledStepSeconds": compiled_s,
+        "compileSeconds": max(first - compiled_s, 0.0),
+        "speedup": eager_s / compiled_s if compiled_s > 0 else None,
+    }

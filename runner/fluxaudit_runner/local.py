@@ -1,0 +1,85 @@
+"""Local mode: every group one after another in this process, then the report.
+
+The same ``run_group`` the Kubernetes Jobs run; the only difference is who
+schedules the groups.  Models are released between groups (and the freed memory
+recorded), so group N+1 starts from a clean device.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from fluxaudit.assets import AssetError
+from fluxaudit.report import BuiltReport, build_report
+from fluxaudit.results import Partial
+from fluxaudit.spec import FluxAudit
+from fluxaudit.storage import Storage
+
+from .group import ResumeConflict, run_group
+from .loading import GroupInputError
+
+log = logging.getLogger("fluxaudit.runner")
+
+#: errors about the audit's input: every group would hit them, so stop at once.
+FATAL_INPUT_ERRORS = (AssetError, ResumeConflict)
+
+
+@dataclass
+class AuditOutcome:
+    partials: dict[str, Partial | None] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    #: groups that failed on their input (bad GGUF file...): retrying cannot help.
+    input_failures: set[str] = field(default_factory=set)
+    report: BuiltReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def quiet_libraries() -> None:
+    """Keep third-party progress bars and deprecation chatter out of the user's terminal."""
+    import diffusers
+    import huggingface_hub
+    import transformers
+
+    huggingface_hub.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.disable_progress_bars()
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    for module in ("diffusers", "transformers", "huggingface_hub", "torch"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+
+
+def run_audit(
+    audit: FluxAudit,
+    storage: Storage,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str, Partial], None] | None = None,
+    report: bool = True,
+) -> AuditOutcome:
+    outcome = AuditOutcome()
+    labels = list(only) if only else [q.label for q in audit.spec.quants]
+    for label in labels:
+        try:
+            outcome.partials[label] = run_group(
+                audit, label, storage, (lambda p, label=label: progress(label, p)) if progress else None
+            )
+        except FATAL_INPUT_ERRORS:
+            raise
+        except GroupInputError as exc:
+            log.error("group %s failed: %s", label, exc)
+            outcome.failures[label] = str(exc)
+            outcome.input_failures.add(label)
+        except Exception as exc:  # one broken group must not cost the others their results
+            log.exception("group %s failed", label)
+            outcome.failures[label] = f"{type(exc).__name__}: {exc}"
+    if report:
+        outcome.report = build_report(audit, storage)
+    return outcome

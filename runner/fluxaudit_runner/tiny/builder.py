@@ -1,0 +1,296 @@
+"""Build a tiny random-weight FLUX.1-Fill, its GGUF transformers, and a hub cache.
+
+The demo and the tests need the whole production path — ``hf_hub_download`` of a
+GGUF file, ``FluxTransformer2DModel.from_single_file`` with a GGUF quantization
+config, ``FluxFillPipeline`` with T5 + CLIP + VAE — on a machine with no GPU and
+no network.  Everything here is deterministic: the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .gguf_export import QUANT_TYPES, write_transformer_gguf
+from .hubcache import publish_folder
+
+TINY_BASE_REPO = "fluxaudit-demo/FLUX.1-Fill-tiny"
+TINY_GGUF_REPO = "fluxaudit-demo/FLUX.1-Fill-tiny-GGUF"
+DEMO_SIZE = 128
+#: file names follow the public repo's pattern, so the spec's defaults only swap repo ids.
+GGUF_FILES = {label: f"flux1-fill-tiny-{label}.gguf" for label in QUANT_TYPES}
+MARKER = "fluxaudit-tiny.json"
+BUILDER_VERSION = 1
+
+_T5_CORPUS = (
+    "empty ground nothing here just the natural ground surface continuing seamlessly\n"
+    "a photo of a red chair on a wooden floor in a bright room\n"
+    "grass sand gravel stone concrete asphalt tiles carpet wood snow water\n"
+    "remove the object and fill the hole with matching background texture\n"
+)
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """Where a built tiny model lives."""
+
+    root: Path
+    hub_cache: Path
+    base_repo: str
+    gguf_repo: str
+    gguf_files: dict[str, str]
+    image: Path
+    mask: Path
+
+    @property
+    def hf_home(self) -> Path:
+        return self.root / "hf-home"
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def _byte_level_alphabet() -> list[str]:
+    """GPT-2's byte -> printable character table (transformers 5 no longer exports it)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(c) for _, c in sorted(zip(printable, codes, strict=True))]
+
+
+def _clip_tokenizer_files(folder: Path) -> tuple[int, int, int]:
+    """A byte-level BPE vocab with no merges: every byte is a token, which is all
+    the pipeline needs; returns (vocab size, bos id, eos id)."""
+    chars = _byte_level_alphabet()
+    vocab: dict[str, int] = {}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    bos, eos = len(vocab), len(vocab) + 1
+    vocab["<|startoftext|>"] = bos
+    vocab["<|endoftext|>"] = eos
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, sort_keys=True))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return len(vocab), bos, eos
+
+
+def _t5_tokenizer_files(folder: Path, work: Path) -> None:
+    import sentencepiece as spm
+
+    corpus = work / "t5-corpus.txt"
+    corpus.write_text(_T5_CORPUS * 4)
+    prefix = work / "spiece"
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(prefix),
+        vocab_size=64,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        num_threads=1,
+        seed_sentencepiece_size=10000,
+        minloglevel=2,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(prefix.with_suffix(".model"), folder / "spiece.model")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "model_max_length": 512}, sort_keys=True)
+    )
+
+
+def _save_pipeline_folder(base: Path, work: Path, seed: int) -> dict[str, torch.Tensor]:
+    """Write the diffusers-layout base repo; return the transformer's fp32 state dict."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+
+    _seed_everything(seed)
+    clip_vocab, bos, eos = _clip_tokenizer_files(base / "tokenizer")
+    clip_tok = CLIPTokenizer.from_pretrained(base / "tokenizer", model_max_length=77)
+    clip_tok.save_pretrained(base / "tokenizer")
+    clip_cfg = CLIPTextConfig(
+        vocab_size=clip_vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+        projection_dim=32,
+    )
+    CLIPTextModel(clip_cfg).save_pretrained(base / "text_encoder")
+
+    _t5_tokenizer_files(base / "tokenizer_2", work)
+    t5_tok = AutoTokenizer.from_pretrained(base / "tokenizer_2")
+    t5_tok.save_pretrained(base / "tokenizer_2")
+    t5_cfg = T5Config(
+        vocab_size=len(t5_tok),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        relative_attention_num_buckets=8,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    T5EncoderModel(t5_cfg).save_pretrained(base / "text_encoder_2")
+
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=16,
+        norm_num_groups=8,
+        sample_size=DEMO_SIZE,
+        scaling_factor=0.3611,
+        shift_factor=0.1159,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    vae.save_pretrained(base / "vae")
+
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=384,
+        out_channels=64,
+        num_layers=2,
+        num_single_layers=2,
+        attention_head_dim=128,
+        num_attention_heads=2,
+        joint_attention_dim=t5_cfg.d_model,
+        pooled_projection_dim=clip_cfg.hidden_size,
+        guidance_embeds=True,
+        axes_dims_rope=(16, 56, 56),
+    )
+    # Only the config goes into the base repo, as in the real gated repo users pair
+    # with GGUF files; the weights go into the GGUF files.
+    transformer.save_config(base / "transformer")
+
+    FlowMatchEulerDiscreteScheduler(
+        base_image_seq_len=256,
+        base_shift=0.5,
+        max_image_seq_len=4096,
+        max_shift=1.15,
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+    ).save_pretrained(base / "scheduler")
+
+    (base / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "FluxFillPipeline",
+                "_diffusers_version": "0.42.1",
+                "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "text_encoder_2": ["transformers", "T5EncoderModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "tokenizer_2": ["transformers", "T5TokenizerFast"],
+                "transformer": ["diffusers", "FluxTransformer2DModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
+    return {k: v.detach().clone() for k, v in transformer.state_dict().items()}
+
+
+def demo_image_and_mask(size: int = DEMO_SIZE) -> tuple[Image.Image, Image.Image]:
+    """A synthetic scene (sky, ground, an object to remove) and a mask over the object."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    horizon = 0.45
+    sky = np.stack([0.45 + 0.3 * y, 0.65 + 0.2 * y, 0.95 - 0.1 * y], axis=-1)
+    rng = np.random.default_rng(7)
+    grain = rng.normal(0.0, 0.04, size=(size, size, 1)).astype(np.float32)
+    ground = np.stack([0.45 + 0.1 * x, 0.36 + 0.05 * y, 0.22 + 0.0 * x], axis=-1) + grain
+    rgb = np.where((y < horizon)[..., None], sky, ground)
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    box = (int(size * 0.38), int(size * 0.42), int(size * 0.66), int(size * 0.80))
+    draw.rectangle(box, fill=(200, 30, 40))
+    mask = Image.new("L", (size, size), 0)
+    pad = max(2, size // 32)
+    ImageDraw.Draw(mask).rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), fill=255)
+    return image, mask
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def build_tiny_model(root: Path, seed: int = 0, force: bool = False) -> TinyModel:
+    """Build (or reuse) the tiny model under ``root``; returns where everything is."""
+    root = Path(root)
+    hub_cache = root / "hf-home" / "hub"
+    model = TinyModel(
+        root=root,
+        hub_cache=hub_cache,
+        base_repo=TINY_BASE_REPO,
+        gguf_repo=TINY_GGUF_REPO,
+        gguf_files=dict(GGUF_FILES),
+        image=root / "assets" / "image.png",
+        mask=root / "assets" / "mask.png",
+    )
+    marker = root / MARKER
+    expected = {"builderVersion": BUILDER_VERSION, "seed": seed}
+    if not force and marker.exists() and json.loads(marker.read_text()) == expected:
+        return model
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+
+    with tempfile.TemporaryDirectory(prefix="fluxaudit-tiny-") as tmp:
+        work = Path(tmp)
+        base = work / "base"
+        state_dict = _save_pipeline_folder(base, work, seed)
+        publish_folder(hub_cache, TINY_BASE_REPO, base)
+
+        ggufs = work / "gguf"
+        ggufs.mkdir()
+        for label, filename in GGUF_FILES.items():
+            write_transformer_gguf(state_dict, label, ggufs / filename)
+        publish_folder(hub_cache, TINY_GGUF_REPO, ggufs)
+
+    image, mask = demo_image_and_mask()
+    model.image.parent.mkdir(parents=True, exist_ok=True)
+    model.image.write_bytes(_png_bytes(image))
+    model.mask.write_bytes(_png_bytes(mask))
+    marker.write_text(json.dumps(expected, sort_keys=True))
+    return model
+
+
+def fp32_state_dict_for_checks(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The unquantized transformer weights a given seed produces (tests compare
+    the GGUF files against these)."""
+    with tempfile.TemporaryDirectory(prefix="fluxaudit-tiny-sd-") as tmp:
+        return _save_pipeline_folder(Path(tmp) / "base", Path(tmp), seed)
