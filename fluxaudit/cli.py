@@ -33,7 +33,7 @@ EXIT_GROUPS_FAILED = 1
 EXIT_INVALID_SPEC = 2
 EXIT_BAD_INPUT = 3
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -78,7 +78,6 @@ def validate(file: str) -> None:
 def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> int:
     from fluxaudit.assets import AssetError
     from fluxaudit.storage import LocalStorage
-
     from fluxaudit_runner.group import ResumeConflict
     from fluxaudit_runner.local import quiet_libraries, run_audit
 
@@ -131,8 +130,14 @@ def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> in
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--out", "out", type=click.Path(file_okay=False), default="fluxaudit-out", show_default=True,
-              help="Local folder for images, partials and the report; rerunning into it resumes.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default="fluxaudit-out",
+    show_default=True,
+    help="Local folder for images, partials and the report; rerunning into it resumes.",
+)
 @click.option("--quant", "only", multiple=True, help="Run only this quant group (repeatable); skips the report.")
 def run(file: str, out: str, only: tuple[str, ...]) -> None:
     """Run an audit on this machine (GPU if present), resuming what OUT already holds."""
@@ -158,8 +163,12 @@ def report(file: str, out: str) -> None:
 @main.command()
 @click.option("--out", "out", type=click.Path(file_okay=False), default="fluxaudit-out", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seed of the tiny model's weights and of every cell.")
-@click.option("--model-dir", type=click.Path(file_okay=False), default=None,
-              help="Where the tiny model is built (default: ~/.cache/fluxaudit/tiny-model).")
+@click.option(
+    "--model-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the tiny model is built (default: ~/.cache/fluxaudit/tiny-model).",
+)
 @click.option("--rebuild", is_flag=True, help="Rebuild the tiny model even if it exists.")
 def demo(out: str, seed: int, model_dir: str | None, rebuild: bool) -> None:
     """Build a tiny random-weight FLUX.1-Fill with real GGUF files and audit it on CPU (about a minute)."""
@@ -171,7 +180,6 @@ def demo(out: str, seed: int, model_dir: str | None, rebuild: bool) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from fluxaudit.spec import parse_document
-
     from fluxaudit_runner.demo import demo_document
     from fluxaudit_runner.tiny.builder import build_tiny_model
 

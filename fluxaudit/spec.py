@@ -54,11 +54,20 @@ class _Model(BaseModel):
 class QuantSpec(_Model):
     """One GGUF file to audit."""
 
-    label: Annotated[str, Field(pattern=SAFE_SEGMENT, description="Short name used in paths, Job names and the report, e.g. Q4_0.")]
-    file: Annotated[str, Field(pattern=GGUF_FILE_PATTERN, description="File name inside model.ggufRepo, e.g. flux1-fill-dev-Q4_0.gguf.")]
+    label: Annotated[
+        str, Field(pattern=SAFE_SEGMENT, description="Short name used in paths, Job names and the report, e.g. Q4_0.")
+    ]
+    file: Annotated[
+        str,
+        Field(pattern=GGUF_FILE_PATTERN, description="File name inside model.ggufRepo, e.g. flux1-fill-dev-Q4_0.gguf."),
+    ]
     sha256: Annotated[
         str | None,
-        Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Expected sha256 of the file; the group fails if it differs."),
+        Field(
+            default=None,
+            pattern=r"^[0-9a-f]{64}$",
+            description="Expected sha256 of the file; the group fails if it differs.",
+        ),
     ] = None
 
     @field_validator("file")
@@ -76,19 +85,44 @@ def default_quants(file_prefix: str = "flux1-fill-dev") -> tuple[QuantSpec, ...]
 class ModelSpec(_Model):
     """Where the weights come from (Hugging Face hub repos)."""
 
-    gguf_repo: Annotated[str, Field(pattern=REPO_ID_PATTERN, description="Hub repo holding the GGUF transformer files.")] = DEFAULT_GGUF_REPO
-    base_repo: Annotated[str, Field(pattern=REPO_ID_PATTERN, description="Diffusers repo for config, VAE, text encoders, scheduler (gated: needs HF_TOKEN).")] = DEFAULT_BASE_REPO
-    revision: Annotated[str, Field(min_length=1, max_length=64, description="Revision of ggufRepo (branch, tag or commit).")] = "main"
+    gguf_repo: Annotated[
+        str, Field(pattern=REPO_ID_PATTERN, description="Hub repo holding the GGUF transformer files.")
+    ] = DEFAULT_GGUF_REPO
+    base_repo: Annotated[
+        str,
+        Field(
+            pattern=REPO_ID_PATTERN,
+            description="Diffusers repo for config, VAE, text encoders, scheduler (gated: needs HF_TOKEN).",
+        ),
+    ] = DEFAULT_BASE_REPO
+    revision: Annotated[
+        str, Field(min_length=1, max_length=64, description="Revision of ggufRepo (branch, tag or commit).")
+    ] = "main"
     base_revision: Annotated[str, Field(min_length=1, max_length=64, description="Revision of baseRepo.")] = "main"
 
 
 class InputSpec(_Model):
     """The user's image, mask and prompt: a stored session, or explicit URIs."""
 
-    user_id: Annotated[str | None, Field(default=None, pattern=SAFE_SEGMENT, description="Session owner; with sessionId resolves the session's assets.")] = None
-    session_id: Annotated[str | None, Field(default=None, pattern=SAFE_SEGMENT, description="Session id; with userId resolves the session's assets.")] = None
-    image: Annotated[str | None, Field(default=None, pattern=URI_PATTERN, description="Image URI (gs://bucket/path or file:///path).")] = None
-    mask: Annotated[str | None, Field(default=None, pattern=URI_PATTERN, description="Mask URI; white = area to fill.")] = None
+    user_id: Annotated[
+        str | None,
+        Field(
+            default=None,
+            pattern=SAFE_SEGMENT,
+            description="Session owner; with sessionId resolves the session's assets.",
+        ),
+    ] = None
+    session_id: Annotated[
+        str | None,
+        Field(default=None, pattern=SAFE_SEGMENT, description="Session id; with userId resolves the session's assets."),
+    ] = None
+    image: Annotated[
+        str | None,
+        Field(default=None, pattern=URI_PATTERN, description="Image URI (gs://bucket/path or file:///path)."),
+    ] = None
+    mask: Annotated[
+        str | None, Field(default=None, pattern=URI_PATTERN, description="Mask URI; white = area to fill.")
+    ] = None
     prompt: Annotated[str, Field(min_length=1, max_length=2000, description="Fill prompt.")] = DEFAULT_PROMPT
     image_template: Annotated[str, Field(description="Storage path of a session's image.")] = DEFAULT_IMAGE_TEMPLATE
     mask_template: Annotated[str, Field(description="Storage path of a session's mask.")] = DEFAULT_MASK_TEMPLATE
@@ -129,7 +163,9 @@ class CompileCheckSpec(_Model):
     """The torch.compile viability check, run after the matrix."""
 
     enabled: bool = True
-    quant: Annotated[str | None, Field(default=None, description="Quant label to check; default the first quant.")] = None
+    quant: Annotated[str | None, Field(default=None, description="Quant label to check; default the first quant.")] = (
+        None
+    )
     measure_speedup: Annotated[bool, Field(description="Also compile and time a few steps (minutes on a GPU).")] = False
 
 
@@ -164,9 +200,24 @@ class RunnerSpec(_Model):
 class StorageSpec(_Model):
     """Where results go: a Firebase/GCS bucket in the cluster, a folder locally."""
 
-    bucket: Annotated[str | None, Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", description="GCS bucket name; unset = local folder.")] = None
-    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$", description="Folder the audit writes under.")] = "audit"
-    signed_url_hours: Annotated[int, Field(ge=1, le=168, description="Lifetime of signed URLs; V4 URLs last at most 7 days (168 h).")] = 72
+    bucket: Annotated[
+        str | None,
+        Field(
+            default=None,
+            pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$",
+            description="GCS bucket name; unset = local folder.",
+        ),
+    ] = None
+    prefix: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$",
+            description="Folder the audit writes under.",
+        ),
+    ] = "audit"
+    signed_url_hours: Annotated[
+        int, Field(ge=1, le=168, description="Lifetime of signed URLs; V4 URLs last at most 7 days (168 h).")
+    ] = 72
 
 
 class FluxAuditSpec(_Model):
@@ -174,20 +225,34 @@ class FluxAuditSpec(_Model):
 
     input: InputSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
-    quants: Annotated[tuple[QuantSpec, ...], Field(min_length=1, max_length=MAX_LIST)] = Field(default_factory=default_quants)
+    quants: Annotated[tuple[QuantSpec, ...], Field(min_length=1, max_length=MAX_LIST)] = Field(
+        default_factory=default_quants
+    )
     guidance_scales: Annotated[tuple[float, ...], Field(min_length=1, max_length=MAX_LIST)] = DEFAULT_GUIDANCE
     steps: Annotated[int, Field(ge=1, le=200)] = DEFAULT_STEPS
     seeds: Annotated[tuple[int, ...], Field(min_length=1, max_length=MAX_LIST)] = (0,)
     repeats: Annotated[int, Field(ge=1, le=20, description="Timed runs per cell; images come from the first.")] = 1
     warmup: Annotated[int, Field(ge=0, le=10, description="Untimed inferences before the sweep.")] = 1
-    max_side: Annotated[int, Field(ge=64, le=2048, description="The image is resized so its long side is at most this (multiples of 16).")] = 1024
+    max_side: Annotated[
+        int,
+        Field(ge=64, le=2048, description="The image is resized so its long side is at most this (multiples of 16)."),
+    ] = 1024
     max_sequence_length: Annotated[int, Field(ge=16, le=512, description="T5 prompt tokens.")] = 512
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
-    reference: Annotated[str | None, Field(default=None, description="Quant label (or bf16) that quality is measured against; default the highest-precision quant.")] = None
+    reference: Annotated[
+        str | None,
+        Field(
+            default=None,
+            description="Quant label (or bf16) that quality is measured against; default the highest-precision quant.",
+        ),
+    ] = None
     compile_check: CompileCheckSpec = Field(default_factory=CompileCheckSpec)
     runner: RunnerSpec = Field(default_factory=RunnerSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
-    run_id: Annotated[str | None, Field(default=None, pattern=RUN_ID_PATTERN, description="Names the run's folder; generated when absent.")] = None
+    run_id: Annotated[
+        str | None,
+        Field(default=None, pattern=RUN_ID_PATTERN, description="Names the run's folder; generated when absent."),
+    ] = None
 
     @field_validator("guidance_scales")
     @classmethod
@@ -250,7 +315,13 @@ class FluxAuditSpec(_Model):
 
 class Metadata(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$", description="Resource name (DNS label, max 40 chars so Job names fit).")]
+    name: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$",
+            description="Resource name (DNS label, max 40 chars so Job names fit).",
+        ),
+    ]
     namespace: str | None = None
 
 

@@ -123,9 +123,18 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
     )
     lines += ["", "## Results matrix", ""]
     several_seeds = len(spec.seeds) > 1
-    header = ["Quant", "Guidance"] + (["Seed"] if several_seeds else []) + [
-        "Steps", "Wall-clock (s)", "GPU time (ms)", "s/step", "Peak memory", "Image",
-    ]
+    header = (
+        ["Quant", "Guidance"]
+        + (["Seed"] if several_seeds else [])
+        + [
+            "Steps",
+            "Wall-clock (s)",
+            "GPU time (ms)",
+            "s/step",
+            "Peak memory",
+            "Image",
+        ]
+    )
     rows = []
     for c in data.cells:
         rows.append(

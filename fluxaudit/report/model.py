@@ -92,7 +92,9 @@ def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
                 repeats=len(group),
                 wall_seconds=statistics.median(c.wall_seconds for c in group),
                 cuda_seconds=statistics.median(cuda) if cuda else None,
-                seconds_per_step=statistics.median(steps) if steps else statistics.median(c.wall_seconds for c in group),
+                seconds_per_step=statistics.median(steps)
+                if steps
+                else statistics.median(c.wall_seconds for c in group),
                 peak_memory_bytes=max(c.peak_memory_bytes for c in group),
                 peak_memory_kind=first.peak_memory_kind,
                 image=first.image,
@@ -116,8 +118,23 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
         if p is None:
             missing.append(q.label)
             groups.append(
-                GroupSummary(q.label, q.file, "missing", 0, 0, "no results were written", None, None, {}, None,
-                             None, None, None, 0, None)
+                GroupSummary(
+                    q.label,
+                    q.file,
+                    "missing",
+                    0,
+                    0,
+                    "no results were written",
+                    None,
+                    None,
+                    {},
+                    None,
+                    None,
+                    None,
+                    None,
+                    0,
+                    None,
+                )
             )
             continue
         summaries = _summarize_cells(q.label, p.cells)

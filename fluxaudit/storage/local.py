@@ -47,9 +47,7 @@ class LocalStorage(Storage):
         if not folder.is_dir():
             return []
         return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in folder.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
         )
 
     def link(self, path: str, from_dir: str) -> str:

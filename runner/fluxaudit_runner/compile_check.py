@@ -40,8 +40,13 @@ def explain(target: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> E
     except Exception as exc:  # dynamo failing is itself a finding: report it, keep the audit
         last = traceback.format_exception_only(exc)[-1].strip()
         return ExplainResult(
-            target=target, graph_count=0, graph_break_count=0, op_count=0, break_reasons=[],
-            seconds=time.perf_counter() - start, error=last[:500],
+            target=target,
+            graph_count=0,
+            graph_break_count=0,
+            op_count=0,
+            break_reasons=[],
+            seconds=time.perf_counter() - start,
+            error=last[:500],
         )
     finally:
         torch._dynamo.reset()

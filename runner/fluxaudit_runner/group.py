@@ -201,7 +201,9 @@ class GroupRunner:
         )
         return loaded
 
-    def _call_kwargs(self, loaded: _Loaded, inputs: loading.PreparedInputs, guidance: float, seed: int) -> dict[str, Any]:
+    def _call_kwargs(
+        self, loaded: _Loaded, inputs: loading.PreparedInputs, guidance: float, seed: int
+    ) -> dict[str, Any]:
         return {
             "prompt_embeds": loaded.prompt_embeds,
             "pooled_prompt_embeds": loaded.pooled,
@@ -215,13 +217,17 @@ class GroupRunner:
             "max_sequence_length": self.spec.max_sequence_length,
         }
 
-    def _infer(self, loaded: _Loaded, inputs: loading.PreparedInputs, guidance: float, seed: int, capture: bool = False):
+    def _infer(
+        self, loaded: _Loaded, inputs: loading.PreparedInputs, guidance: float, seed: int, capture: bool = False
+    ):
         kwargs = self._call_kwargs(loaded, inputs, guidance, seed)
         handle = None
         if capture:
+
             def grab(module: torch.nn.Module, args: Any, kw: dict[str, Any]) -> None:
                 if self._transformer_kwargs is None:
                     self._transformer_kwargs = {k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()}
+
             handle = loaded.transformer.register_forward_pre_hook(grab, with_kwargs=True)
         try:
             clock = InferenceClock(loaded.transformer, self.device)

@@ -92,15 +92,15 @@ def _clip_tokenizer_files(folder: Path) -> tuple[int, int, int]:
     return len(vocab), bos, eos
 
 
-def _t5_tokenizer_files(folder: Path, work: Path) -> None:
+def _t5_tokenizer_files(folder: Path) -> None:
+    """Train a tiny sentencepiece model in memory (no file paths end up in the
+    model proto, so the bytes do not depend on where it was built)."""
     import sentencepiece as spm
 
-    corpus = work / "t5-corpus.txt"
-    corpus.write_text(_T5_CORPUS * 4)
-    prefix = work / "spiece"
+    model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(prefix),
+        sentence_iterator=iter(_T5_CORPUS.splitlines() * 4),
+        model_writer=model,
         vocab_size=64,
         model_type="unigram",
         pad_id=0,
@@ -108,17 +108,16 @@ def _t5_tokenizer_files(folder: Path, work: Path) -> None:
         unk_id=2,
         bos_id=-1,
         num_threads=1,
-        seed_sentencepiece_size=10000,
         minloglevel=2,
     )
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(prefix.with_suffix(".model"), folder / "spiece.model")
+    (folder / "spiece.model").write_bytes(model.getvalue())
     (folder / "tokenizer_config.json").write_text(
         json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "model_max_length": 512}, sort_keys=True)
     )
 
 
-def _save_pipeline_folder(base: Path, work: Path, seed: int) -> dict[str, torch.Tensor]:
+def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
     """Write the diffusers-layout base repo; return the transformer's fp32 state dict."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
@@ -141,7 +140,7 @@ def _save_pipeline_folder(base: Path, work: Path, seed: int) -> dict[str, torch.
     )
     CLIPTextModel(clip_cfg).save_pretrained(base / "text_encoder")
 
-    _t5_tokenizer_files(base / "tokenizer_2", work)
+    _t5_tokenizer_files(base / "tokenizer_2")
     t5_tok = AutoTokenizer.from_pretrained(base / "tokenizer_2")
     t5_tok.save_pretrained(base / "tokenizer_2")
     t5_cfg = T5Config(
@@ -272,7 +271,7 @@ def build_tiny_model(root: Path, seed: int = 0, force: bool = False) -> TinyMode
     with tempfile.TemporaryDirectory(prefix="fluxaudit-tiny-") as tmp:
         work = Path(tmp)
         base = work / "base"
-        state_dict = _save_pipeline_folder(base, work, seed)
+        state_dict = _save_pipeline_folder(base, seed)
         publish_folder(hub_cache, TINY_BASE_REPO, base)
 
         ggufs = work / "gguf"
@@ -293,4 +292,4 @@ def fp32_state_dict_for_checks(seed: int = 0) -> dict[str, torch.Tensor]:
     """The unquantized transformer weights a given seed produces (tests compare
     the GGUF files against these)."""
     with tempfile.TemporaryDirectory(prefix="fluxaudit-tiny-sd-") as tmp:
-        return _save_pipeline_folder(Path(tmp) / "base", Path(tmp), seed)
+        return _save_pipeline_folder(Path(tmp) / "base", seed)
