@@ -11,6 +11,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 from ..results import Cell, Partial
 from ..spec import FluxAudit
 
@@ -176,6 +178,11 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
     )
 
 
+def _camel(d: dict[str, Any]) -> dict[str, Any]:
+    """report.json speaks the same camelCase as the spec and the partials."""
+    return {to_camel(k): v for k, v in d.items()}
+
+
 def compile_verdict(compile_check: dict[str, Any] | None) -> str:
     """Plain-language verdict from the transformer's dynamo graph."""
     if compile_check is None:
@@ -214,8 +221,8 @@ def report_json(data: ReportData) -> dict[str, Any]:
         "complete": data.complete,
         "spec": spec,
         "environment": data.environment,
-        "groups": [g.__dict__ for g in data.groups],
-        "cells": [c.__dict__ for c in data.cells],
+        "groups": [_camel(g.__dict__) for g in data.groups],
+        "cells": [_camel(c.__dict__) for c in data.cells],
         "compileCheck": data.compile_check,
         "summary": {
             "fastestQuant": fastest.label if fastest else None,
