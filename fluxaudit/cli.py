@@ -13,6 +13,7 @@ tiny model before huggingface_hub reads its environment.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -82,12 +83,13 @@ def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> in
     from fluxaudit_runner.local import quiet_libraries, run_audit
 
     quiet_libraries()
+    groups = audit.spec.group_labels()
     for label in only:
-        if label not in [q.label for q in audit.spec.quants]:
-            console.print(f"[red]--quant {label}[/red]: not in spec.quants {[q.label for q in audit.spec.quants]}")
+        if label not in groups:
+            console.print(f"[red]--quant {label}[/red]: not a group of this audit {groups}")
             return EXIT_INVALID_SPEC
     storage = LocalStorage(out)
-    labels = list(only) or [q.label for q in audit.spec.quants]
+    labels = list(only) or groups
     start = time.perf_counter()
     with Progress(
         TextColumn("{task.description:<10}"),
@@ -114,8 +116,9 @@ def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> in
         report_path = storage.local_path(outcome.report.paths["report"])
         console.print(
             f"[bold]{'done' if outcome.ok else 'finished with failures'}[/bold] in {elapsed:.1f} s: "
-            f"{len(labels) - len(outcome.failures)}/{len(labels)} groups complete, fastest {summary['fastestQuant']}, "
-            f"compile {summary['compileVerdict'].split(':')[0]} — report: {report_path}"
+            f"{len(labels) - len(outcome.failures)}/{len(labels)} groups complete; recommended quant "
+            f"{summary['recommendedQuant']}, guidance {summary['suggestedGuidance']}, "
+            f"torch.compile {summary['compileVerdict']} — report: {report_path}"
         )
         click.echo(str(report_path))
     for label, err in outcome.failures.items():
@@ -145,16 +148,48 @@ def run(file: str, out: str, only: tuple[str, ...]) -> None:
     sys.exit(_run(audit, Path(out), only, report=not only))
 
 
+def _find_runs(root: Path) -> list[Path]:
+    """spec.json files of the runs stored under a local output folder ({prefix}/{runId}/spec.json)."""
+    return sorted(p for p in root.glob("**/spec.json") if len(p.relative_to(root).parts) <= 6)
+
+
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--out", "out", type=click.Path(file_okay=False), default="fluxaudit-out", show_default=True)
-def report(file: str, out: str) -> None:
-    """Rebuild REPORT.md and report.json from the partials in OUT, without rerunning anything."""
+@click.argument("target", type=click.Path(exists=True))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With a spec FILE: the folder holding its run (default fluxaudit-out).",
+)
+@click.option("--run", "run_id", default=None, help="With a DIR holding several runs: which one.")
+def report(target: str, out: str | None, run_id: str | None) -> None:
+    """Rebuild REPORT.md, report.json and the pictures from stored partials, running nothing.
+
+    TARGET is an output DIR (its runs' stored spec.json is read) or a spec FILE (then --out DIR).
+    """
     from fluxaudit.report import build_report
+    from fluxaudit.spec import parse_document
     from fluxaudit.storage import LocalStorage
 
-    audit = _load_or_exit(file)
-    storage = LocalStorage(out)
+    path = Path(target)
+    if path.is_dir():
+        runs = [p for p in _find_runs(path) if run_id is None or p.parent.name == run_id]
+        if len(runs) != 1:
+            found = ", ".join(p.parent.name for p in _find_runs(path)) or "none"
+            console.print(
+                f"[red]{target}[/red]: expected one run{f' named {run_id}' if run_id else ''}, found: {found}"
+            )
+            sys.exit(EXIT_INVALID_SPEC)
+        try:
+            audit = parse_document(json.loads(runs[0].read_text()), str(runs[0]))
+        except SpecError as exc:
+            console.print(f"[red]{exc}[/red]")
+            sys.exit(EXIT_INVALID_SPEC)
+        storage = LocalStorage(path)
+    else:
+        audit = _load_or_exit(target)
+        storage = LocalStorage(out or "fluxaudit-out")
     built = build_report(audit, storage)
     click.echo(str(storage.local_path(built.paths["report"])))
     sys.exit(EXIT_OK if built.data.complete else EXIT_GROUPS_FAILED)

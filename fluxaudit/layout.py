@@ -66,6 +66,28 @@ class RunLayout:
         return self._path(f"partials/{quant}.json")
 
     @property
+    def spec_json(self) -> str:
+        """The audit document the run was started from (``fluxaudit report DIR`` reads it)."""
+        return self._path("spec.json")
+
+    @property
+    def input_image(self) -> str:
+        """The image as the pipeline received it (resized): what quality is measured on."""
+        return self._path("inputs/image.png")
+
+    @property
+    def input_mask(self) -> str:
+        return self._path("inputs/mask.png")
+
+    @property
+    def diff_sheet(self) -> str:
+        return self._path("diff_sheet.png")
+
+    @property
+    def drift_chart(self) -> str:
+        return self._path("drift.png")
+
+    @property
     def partials_dir(self) -> str:
         return self._path("partials")
 

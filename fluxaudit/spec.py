@@ -38,6 +38,8 @@ REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 GGUF_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*\.gguf$"
 URI_PATTERN = r"^(gs|file)://.+$"
 MAX_LIST = 32
+#: the reserved group label of the unquantized transformer from the base repo.
+UNQUANTIZED = "bf16"
 
 
 class _Model(BaseModel):
@@ -159,6 +161,54 @@ class InputSpec(_Model):
         return self.image_template.format(**values), self.mask_template.format(**values)
 
 
+class QualitySpec(_Model):
+    """Thresholds behind the report's recommendations (all stated in the report)."""
+
+    min_psnr_db: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100,
+            description="A quant passes at a cell when its whole-image PSNR vs the reference is at least this.",
+        ),
+    ] = 30.0
+    min_ssim: Annotated[
+        float, Field(ge=0, le=1, description="...and its whole-image SSIM vs the reference is at least this.")
+    ] = 0.90
+    min_outside_mask_psnr_db: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100,
+            description="...and its PSNR outside the mask (pixels users expect unchanged) is at least this.",
+        ),
+    ] = 30.0
+    speed_tie_tolerance: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=0.5,
+            description="Quants whose median s/image differ by less than this fraction count as equally fast; the smaller file wins.",
+        ),
+    ] = 0.03
+    saturation_fraction: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="Flag a guidance when more than this fraction of in-mask pixels are clipped to 0 or 255.",
+        ),
+    ] = 0.02
+    outside_mask_drop_db: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=60,
+            description="Flag a guidance whose outside-mask PSNR vs the input falls this far below the best guidance's.",
+        ),
+    ] = 3.0
+
+
 class CompileCheckSpec(_Model):
     """The torch.compile viability check, run after the matrix."""
 
@@ -243,9 +293,11 @@ class FluxAuditSpec(_Model):
         str | None,
         Field(
             default=None,
-            description="Quant label (or bf16) that quality is measured against; default the highest-precision quant.",
+            description="Quant label, or bf16 for the base repo's unquantized transformer (one more group), "
+            "that quality is measured against; default the largest GGUF file audited.",
         ),
     ] = None
+    quality: QualitySpec = Field(default_factory=QualitySpec)
     compile_check: CompileCheckSpec = Field(default_factory=CompileCheckSpec)
     runner: RunnerSpec = Field(default_factory=RunnerSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
@@ -278,6 +330,8 @@ class FluxAuditSpec(_Model):
     def _unique_labels(cls, v: tuple[QuantSpec, ...]) -> tuple[QuantSpec, ...]:
         seen: set[str] = set()
         for q in v:
+            if q.label.lower() == UNQUANTIZED:
+                raise ValueError(f"label {q.label!r} is reserved for the unquantized reference (reference: bf16)")
             if q.label.lower() in seen:
                 raise ValueError(f"duplicate quant label {q.label!r}: labels name files and Jobs, make each unique")
             seen.add(q.label.lower())
@@ -286,11 +340,16 @@ class FluxAuditSpec(_Model):
     @model_validator(mode="after")
     def _references_exist(self) -> FluxAuditSpec:
         labels = [q.label for q in self.quants]
-        if self.reference is not None and self.reference not in [*labels, "bf16"]:
+        if self.reference is not None and self.reference not in [*labels, UNQUANTIZED]:
             raise ValueError(f"reference {self.reference!r} is not one of the quants {labels} (or 'bf16')")
         if self.compile_check.quant is not None and self.compile_check.quant not in labels:
             raise ValueError(f"compileCheck.quant {self.compile_check.quant!r} is not one of the quants {labels}")
         return self
+
+    def group_labels(self) -> list[str]:
+        """Every group the audit runs: the quants, plus the unquantized reference when asked for."""
+        labels = [q.label for q in self.quants]
+        return [*labels, UNQUANTIZED] if self.reference == UNQUANTIZED else labels
 
     @property
     def compile_quant(self) -> str:

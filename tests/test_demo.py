@@ -26,13 +26,15 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     pngs = sorted(p.name for p in run_dir.glob("*_gs*.png"))
     assert len(pngs) == 15
     assert sorted(p.name for p in (run_dir / "partials").iterdir()) == ["Q4_0.json", "Q5_K_S.json", "Q8_0.json"]
-    for name in ("REPORT.md", "report.json", "contact_sheet.png", "latency.png"):
+    for name in ("REPORT.md", "report.json", "contact_sheet.png", "latency.png", "diff_sheet.png", "drift.png"):
         assert (run_dir / name).stat().st_size > 0
     report = json.loads((run_dir / "report.json").read_text())
     assert report["complete"] and len(report["cells"]) == 15
     md = (run_dir / "REPORT.md").read_text()
     assert md.count("](Q") == 15  # every cell links its image, relative to the report
-    assert "Verdict: go" in md and "| pipeline |" in md and "| transformer | 1 | 0 |" in md
+    assert "**go (traceable; speed-up unmeasured)**" in md and "| pipeline |" in md and "| transformer | 1 | 0 |" in md
+    assert "Reference: Q8\\_0 (largest GGUF file audited" in md and "### 2. Which guidance" in md
+    assert report["quality"]["reference"] == "Q8_0" and len(report["quality"]["cells"]) == 15
 
     second = run_cli("demo", "--out", str(tmp_path / "o2"), "--model-dir", str(model_dir))
     assert second.returncode == 0, second.stderr[-3000:]
@@ -43,6 +45,7 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
 
     # The report is a function of the stored partials: rebuilding it changes nothing.
     before = {n: (run_dir / n).read_bytes() for n in ("REPORT.md", "report.json", "contact_sheet.png", "latency.png")}
-    rebuilt = run_cli("report", str(tmp_path / "o1" / "demo-audit.yaml"), "--out", str(tmp_path / "o1"))
+    rebuilt = run_cli("report", str(tmp_path / "o1"))
     assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.strip() == str(run_dir / "REPORT.md")
     assert {n: (run_dir / n).read_bytes() for n in before} == before

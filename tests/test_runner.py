@@ -194,3 +194,24 @@ def test_cli_exit_codes(tiny_model, tmp_path: Path) -> None:
     assert res.returncode == 3 and "missing-mask.png" in res.stderr
     res = run_cli("run", str(spec), "--out", str(tmp_path / "o"), "--quant", "Q9")
     assert res.returncode == 2 and "Q9" in res.stderr
+
+
+def test_fp32_drift_orders_quants_against_unquantized_reference(tiny_model, tmp_path: Path) -> None:
+    """NOTES.md: bf16 compute hides quant differences; fp32 separates them."""
+    audit = parse_document(
+        audit_doc(tiny_model, dtype="float32", reference="bf16", quality={"minPsnrDb": 60}, guidanceScales=[2, 30])
+    )
+    assert audit.spec.group_labels() == ["Q4_0", "Q5_K_S", "Q8_0", "bf16"]
+    outcome = run_audit(audit, LocalStorage(tmp_path))
+    assert outcome.ok, outcome.failures
+    q = outcome.report.json["quality"]
+    assert q["reference"] == "bf16"
+    by = {v["label"]: v for v in q["quants"]}
+    assert by["Q8_0"]["medianPsnr"] > by["Q5_K_S"]["medianPsnr"] > by["Q4_0"]["medianPsnr"] > 40
+    assert by["Q8_0"]["worstPsnr"] > by["Q5_K_S"]["worstPsnr"] > by["Q4_0"]["worstPsnr"]
+    assert by["Q8_0"]["medianLatentMad"] < by["Q5_K_S"]["medianLatentMad"] < by["Q4_0"]["medianLatentMad"]
+    assert by["bf16"]["worstPsnr"] == "inf"
+    # Only Q8_0 clears a 60 dB bar in fp32 (≈65 dB vs ≈56 and ≈52): the rule picks it whatever the timings.
+    assert outcome.report.json["summary"]["recommendedQuant"] == "Q8_0"
+    md = outcome.report.markdown
+    assert "**Recommended: Q8\\_0**" in md and "Q4\\_0 fails at: gs2/seed 0: PSNR" in md

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import io
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
-from ..assets import AssetError, resolve
 from ..layout import RunLayout
 from ..results import Partial
 from ..spec import FluxAudit
 from ..storage import NotFound, Storage
-from .figures import contact_sheet, latency_chart
+from .decisions import decide
+from .figures import contact_sheet, diff_sheet, drift_chart, latency_chart
 from .markdown import render_markdown
 from .model import ReportData, build_report_data, report_json
 
@@ -33,43 +36,84 @@ class BuiltReport:
     paths: dict[str, str]
 
 
+def _finite(obj: Any) -> Any:
+    """Strict JSON: PSNR of identical images is written as the string "inf"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else "-inf" if obj < 0 else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def read_partials(audit: FluxAudit, storage: Storage) -> dict[str, Partial | None]:
     layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
     out: dict[str, Partial | None] = {}
-    for q in audit.spec.quants:
-        raw = storage.read_json_or_none(layout.partial(q.label))
-        out[q.label] = Partial.from_json(raw) if raw is not None else None
+    for label in audit.spec.group_labels():
+        raw = storage.read_json_or_none(layout.partial(label))
+        out[label] = Partial.from_json(raw) if raw is not None else None
     return out
 
 
-def _mask(audit: FluxAudit, storage: Storage) -> Image.Image | None:
-    try:
-        return Image.open(io.BytesIO(resolve(audit.spec.input, storage).mask))
-    except (AssetError, OSError):
-        return None
+def _reader(storage: Storage) -> Callable[[str], np.ndarray | None]:
+    """Stored PNGs and .npy files as arrays; None when absent or unreadable (a group
+    that died mid-write must not take the report down with it)."""
+
+    def read(path: str) -> np.ndarray | None:
+        try:
+            raw = storage.read_bytes(path)
+        except NotFound:
+            return None
+        try:
+            if path.endswith(".npy"):
+                return np.load(io.BytesIO(raw), allow_pickle=False)
+            return np.asarray(Image.open(io.BytesIO(raw)).convert("L" if "/inputs/mask" in path else "RGB"))
+        except (OSError, ValueError):
+            return None
+
+    return read
 
 
 def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
     data = build_report_data(audit, read_partials(audit, storage))
+    read = _reader(storage)
+    mask = read(layout.input_mask)
+    data.decisions = decide(
+        audit.spec.reference,
+        data.groups,
+        data.cells,
+        list(audit.spec.guidance_scales),
+        audit.spec.quality,
+        data.compile_check,
+        mask,
+        read(layout.input_image),
+        read,
+    )
 
-    def read_image(path: str) -> bytes | None:
-        try:
-            return storage.read_bytes(path)
-        except NotFound:
-            return None
-
-    storage.write_bytes(layout.contact_sheet, contact_sheet(data, read_image, _mask(audit, storage)), "image/png")
+    storage.write_bytes(layout.contact_sheet, contact_sheet(data, read, mask), "image/png")
+    storage.write_bytes(layout.diff_sheet, diff_sheet(data, read), "image/png")
     storage.write_bytes(layout.latency_chart, latency_chart(data), "image/png")
+    storage.write_bytes(layout.drift_chart, drift_chart(data), "image/png")
 
     def link(path: str) -> str:
         return storage.link(path, layout.root)
 
-    figures = {"contact_sheet": link(layout.contact_sheet), "latency": link(layout.latency_chart)}
+    figures = {
+        "contact_sheet": link(layout.contact_sheet),
+        "diff_sheet": link(layout.diff_sheet),
+        "latency": link(layout.latency_chart),
+        "drift": link(layout.drift_chart),
+    }
     markdown = render_markdown(data, link, figures)
-    doc = report_json(data)
+    doc = _finite(report_json(data))
     storage.write_bytes(layout.report_md, markdown.encode(), "text/markdown; charset=utf-8")
-    storage.write_bytes(layout.report_json, json.dumps(doc, indent=2, sort_keys=True).encode(), "application/json")
+    storage.write_bytes(
+        layout.report_json,
+        json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode(),
+        "application/json",
+    )
     return BuiltReport(
         data=data,
         json=doc,
@@ -79,5 +123,7 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
             "json": layout.report_json,
             "contactSheet": layout.contact_sheet,
             "latency": layout.latency_chart,
+            "diffSheet": layout.diff_sheet,
+            "drift": layout.drift_chart,
         },
     )

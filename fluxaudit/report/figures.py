@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from ..layout import guidance_token
@@ -23,20 +24,21 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default()
 
 
-def contact_sheet(data: ReportData, read_image: Callable[[str], bytes | None], mask: Image.Image | None) -> bytes:
-    """Quant rows × guidance columns (first seed), labelled, mask outline drawn in each tile."""
-    quants = [g.label for g in data.groups]
+ArrayReader = Callable[[str], np.ndarray | None]
+
+
+def _grid(
+    data: ReportData,
+    rows: list[str],
+    tiles: dict[tuple[str, float], Image.Image],
+    mask: np.ndarray | None,
+    corner: str = "",
+) -> bytes:
+    """Rows × guidance columns of equally sized tiles, labelled, mask outline drawn in each tile."""
     guidance = list(data.audit.spec.guidance_scales)
-    seed = data.audit.spec.seeds[0]
-    by_cell = {(c.quant, c.guidance): c for c in data.cells if c.seed == seed}
+    quants = rows
     tile_w = tile_h = 0
-    tiles: dict[tuple[str, float], Image.Image] = {}
-    for key, cell in by_cell.items():
-        raw = read_image(cell.image) if cell.image else None
-        if raw is None:
-            continue
-        img = Image.open(io.BytesIO(raw)).convert("RGB")
-        tiles[key] = img
+    for img in tiles.values():
         tile_w, tile_h = max(tile_w, img.width), max(tile_h, img.height)
     if not tiles:
         tile_w = tile_h = 64
@@ -49,8 +51,10 @@ def contact_sheet(data: ReportData, read_image: Callable[[str], bytes | None], m
     font = _font()
     outline = None
     if mask is not None:
-        binary = mask.convert("L").resize((tw, th), Image.Resampling.NEAREST).point(lambda v: 255 if v >= 128 else 0)
+        m = Image.fromarray(np.asarray(mask, dtype=np.uint8))
+        binary = m.resize((tw, th), Image.Resampling.NEAREST).point(lambda v: 255 if v >= 128 else 0)
         outline = ImageChops.difference(binary, binary.filter(ImageFilter.MinFilter(3)))
+    draw.text((4, 5), corner, fill=(90, 90, 90), font=font)
     for j, g in enumerate(guidance):
         x = LABEL_W + PAD + j * (tw + PAD)
         draw.text((x + 2, 5), f"guidance {guidance_token(g)}", fill=(0, 0, 0), font=font)
@@ -69,6 +73,88 @@ def contact_sheet(data: ReportData, read_image: Callable[[str], bytes | None], m
                 sheet.paste((255, 220, 0), (x, y, x + tw, y + th), outline)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def contact_sheet(data: ReportData, read: ArrayReader, mask: np.ndarray | None) -> bytes:
+    """Quant rows × guidance columns (first seed) of the generated images."""
+    seed = data.audit.spec.seeds[0]
+    tiles = {}
+    for c in data.cells:
+        arr = read(c.image) if c.image and c.seed == seed else None
+        if arr is not None:
+            tiles[(c.quant, c.guidance)] = Image.fromarray(arr)
+    return _grid(data, [g.label for g in data.groups], tiles, mask)
+
+
+def diff_sheet(data: ReportData, read: ArrayReader) -> bytes:
+    """|image − reference| per pixel (channel mean, magma colour map) for every
+    non-reference group: where a quant drifts, at a glance.  One colour scale for
+    all tiles (white = the 99th percentile of all differences, printed top left),
+    so tiles compare with each other."""
+    import matplotlib
+
+    decisions = data.decisions
+    reference = decisions.reference if decisions else None
+    seed = data.audit.spec.seeds[0]
+    refs = {c.guidance: c for c in data.cells if c.quant == reference and c.seed == seed}
+    cmap = matplotlib.colormaps["magma"]
+    diffs: dict[tuple[str, float], np.ndarray] = {}
+    for c in data.cells:
+        ref = refs.get(c.guidance)
+        if c.quant == reference or c.seed != seed or ref is None or not c.image or not ref.image:
+            continue
+        a, b = read(c.image), read(ref.image)
+        if a is None or b is None or a.shape != b.shape:
+            continue
+        diffs[(c.quant, c.guidance)] = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=-1)
+    top = max([float(np.percentile(d, 99)) for d in diffs.values()] + [1.0])
+    tiles = {
+        key: Image.fromarray((cmap(np.clip(d / top, 0, 1))[..., :3] * 255).astype(np.uint8)) for key, d in diffs.items()
+    }
+    rows = [g.label for g in data.groups if g.label != reference]
+    return _grid(data, rows, tiles, None, corner=f"white={top:.0f} lv")
+
+
+def drift_chart(data: ReportData) -> bytes:
+    """Whole-image and outside-mask PSNR against the reference, per quant, across guidance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = data.decisions
+    guidance = list(data.audit.spec.guidance_scales)
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    if d is not None and d.reference is not None:
+        cap = 100.0
+        for label in [g.label for g in data.groups if g.label != d.reference]:
+            for attr, style in (("psnr_whole", "-o"), ("psnr_outside", "--x")):
+                ys = []
+                for g in guidance:
+                    vals = [getattr(c, attr) for c in d.cells if c.quant == label and c.guidance == g]
+                    vals = [min(v, cap) for v in vals if v is not None]
+                    ys.append(float(np.median(vals)) if vals else np.nan)
+                ax.plot(
+                    range(len(guidance)),
+                    ys,
+                    style,
+                    label=f"{label} {'whole' if attr == 'psnr_whole' else 'outside mask'}",
+                )
+        q = data.audit.spec.quality
+        ax.axhline(q.min_psnr_db, color="grey", lw=0.8, ls=":", label=f"threshold {q.min_psnr_db:g} dB")
+        ax.set_title(f"Drift against {d.reference} (higher is closer)")
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        ax.set_title("Drift: no reference results")
+    ax.set_xticks(range(len(guidance)), [guidance_token(g) for g in guidance])
+    ax.set_xlabel("guidance scale")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
     return buf.getvalue()
 
 

@@ -7,12 +7,13 @@ into Markdown: a prompt must not be able to inject links, HTML or table cells.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Callable
 from typing import Any
 
 from ..layout import guidance_token
-from .model import ReportData, compile_verdict
+from .model import ReportData
 
 #: characters that act inline (line-start syntax cannot occur: cells never start a line).
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
@@ -22,7 +23,7 @@ LinkFn = Callable[[str], str]
 
 def esc(text: object) -> str:
     """Escape for inline Markdown and table cells: HTML entities, Markdown punctuation, no newlines."""
-    s = html.escape(str(text), quote=True)
+    s = html.escape(str(text), quote=False)
     s = _MD_SPECIAL.sub(r"\\\1", s)
     return " ".join(s.split())
 
@@ -69,6 +70,137 @@ def _environment(env: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _db(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return "identical" if math.isinf(x) else f"{x:.2f}"
+
+
+def _ssim(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4f}"
+
+
+def _answers(data: ReportData, figures: dict[str, str]) -> list[str]:
+    d = data.decisions
+    if d is None:
+        return []
+    by_label = {g.label: g for g in data.groups}
+    lines = ["## Answers", "", "### 1. Which quant", ""]
+    lines.append(f"**Recommended: {esc(d.recommended_quant or 'none')}** — {esc(d.quant_reason)}.")
+    lines += [
+        "",
+        f"Rule: {esc(d.quant_rule)}. Reference: {esc(d.reference or 'none')} ({esc(d.reference_reason)}).",
+        "",
+    ]
+    rows = []
+    for v in d.verdicts:
+        g = by_label.get(v.label)
+        rows.append(
+            [
+                esc(v.label),
+                _bytes(g.bytes if g else None),
+                _s(g.median_wall_seconds if g else None),
+                _s(g.median_seconds_per_step if g else None, 4),
+                _bytes(g.max_peak_memory_bytes if g else None),
+                _db(v.worst_psnr),
+                _db(v.median_psnr),
+                _ssim(v.worst_ssim),
+                _db(v.worst_outside_psnr),
+                "—" if v.median_latent_mad is None else f"{v.median_latent_mad:.3g}",
+                "reference" if v.label == d.reference else ("pass" if v.passes else "fail"),
+            ]
+        )
+    lines += _table(
+        [
+            "Quant",
+            "GGUF size",
+            "Median s/image",
+            "Median s/step",
+            "Peak memory",
+            "Worst PSNR (dB)",
+            "Median PSNR (dB)",
+            "Worst SSIM",
+            "Worst outside-mask PSNR (dB)",
+            "Median latent MAD",
+            "Verdict",
+        ],
+        rows,
+    )
+    for v in d.verdicts:
+        if v.failures and v.label != d.reference:
+            lines += ["", f"{esc(v.label)} fails at: " + "; ".join(esc(f) for f in v.failures[:8])]
+    lines += ["", "### 2. Which guidance", ""]
+    suggested = "none" if d.suggested_guidance is None else guidance_token(d.suggested_guidance)
+    lines.append(
+        f"**Suggested: {suggested}** (measured on {esc(d.guidance_quant or 'no group')}). Rule: {esc(d.guidance_rule)}."
+    )
+    lines.append("")
+    lines += _table(
+        ["Guidance", "Outside-mask PSNR vs input (dB)", "In-mask clipped pixels", "Flags"],
+        [
+            [
+                guidance_token(r.guidance),
+                _db(r.psnr_outside_vs_input),
+                "—" if r.clipped_inside is None else f"{r.clipped_inside:.2%}",
+                esc("; ".join(r.flags)) or "none",
+            ]
+            for r in d.guidance_rows
+        ],
+    )
+    lines += ["", "### 3. Is torch.compile worth it", ""]
+    lines.append(f"**{esc(d.compile_decision)}**. Rule: {esc(d.compile_rule)}.")
+    lines += [""] + [f"- {esc(r)}" for r in d.compile_reasons]
+    for note in d.notes:
+        lines += ["", f"Note: {esc(note)}."]
+    if "drift" in figures:
+        lines += ["", f"![drift against the reference]({figures['drift']})"]
+    lines.append("")
+    return lines
+
+
+def _quality_cells(data: ReportData) -> list[str]:
+    d = data.decisions
+    if d is None or d.reference is None:
+        return []
+    lines = [
+        "## Quality against the reference",
+        "",
+        f"Each cell against {esc(d.reference)} at the same guidance and seed.",
+        "",
+    ]
+    lines += _table(
+        [
+            "Quant",
+            "Guidance",
+            "Seed",
+            "PSNR whole",
+            "PSNR in mask",
+            "PSNR outside",
+            "SSIM whole",
+            "SSIM in mask",
+            "SSIM outside",
+            "Latent MAD",
+        ],
+        [
+            [
+                esc(c.quant),
+                guidance_token(c.guidance),
+                str(c.seed),
+                _db(c.psnr_whole),
+                _db(c.psnr_inside),
+                _db(c.psnr_outside),
+                _ssim(c.ssim_whole),
+                _ssim(c.ssim_inside),
+                _ssim(c.ssim_outside),
+                "—" if c.latent_mad is None else f"{c.latent_mad:.3g}",
+            ]
+            for c in d.cells
+            if c.quant != d.reference
+        ],
+    )
+    return lines
+
+
 def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> str:
     spec = data.audit.spec
     inp = spec.input
@@ -90,6 +222,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
         f"{spec.repeats} timed repeat(s) per cell, {spec.warmup} warm-up inference(s) per group, "
         f"long side ≤ {spec.max_side} px, {spec.max_sequence_length} T5 tokens",
         "",
+        *_answers(data, figures),
         "## Environment",
         "",
         *_environment(data.environment),
@@ -162,11 +295,15 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
         lines += ["", f"![latency per image]({figures['latency']})"]
     if "contact_sheet" in figures:
         lines += ["", "## Images", "", f"![contact sheet: quant rows × guidance columns]({figures['contact_sheet']})"]
-    lines += ["", "## torch.compile viability", ""]
+    lines += ["", *_quality_cells(data)]
+    if "diff_sheet" in figures:
+        lines += ["", f"![|image − reference|, quant rows × guidance columns, one colour scale]({figures['diff_sheet']})"]
+    lines += ["", "## torch.compile check", ""]
     cc = data.compile_check
-    lines.append(f"Verdict: {esc(compile_verdict(cc))}.")
-    if cc is not None:
-        lines += ["", f"Checked on {esc(cc['quant'])} with torch {esc(cc['torch'])} on {esc(cc['device'])}.", ""]
+    if cc is None:
+        lines.append("Not run.")
+    else:
+        lines += [f"Checked on {esc(cc['quant'])} with torch {esc(cc['torch'])} on {esc(cc['device'])}.", ""]
         lines += _table(
             ["Target", "Graphs", "Graph breaks", "Ops", "Trace (s)", "Top break reasons"],
             [
@@ -209,6 +346,10 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
         "plus scheduler step). With several repeats, the median is shown.",
         "- Peak memory is `torch.cuda.max_memory_allocated` per cell on a GPU, else the process's peak RSS "
         "(reset per cell through /proc/self/clear_refs).",
+        "- Quality compares each cell with the reference group's cell at the same guidance and seed: PSNR over "
+        "all pixels, inside the mask and outside it; SSIM (scikit-image, Gaussian window σ=1.5, averaged over "
+        "the same regions); the mean absolute difference of the final packed latents. The mask and image are the "
+        'ones the pipeline received (stored under inputs/). Identical pixels give PSNR = inf ("identical").',
         "- The compile check runs after the timed matrix: `torch._dynamo.explain` on a 1-step pipeline call "
         "and on the transformer alone with the inputs the pipeline passes it.",
         "",

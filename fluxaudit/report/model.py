@@ -66,6 +66,8 @@ class ReportData:
     cells: list[CellSummary]
     compile_check: dict[str, Any] | None
     missing: list[str] = field(default_factory=list)
+    #: quality and recommendations (decisions.Decisions), computed from stored pixels.
+    decisions: Any = None
 
     @property
     def complete(self) -> bool:
@@ -115,14 +117,16 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
     compile_check = None
     finished: list[str] = []
     missing = []
-    for q in audit.spec.quants:
-        p = partials.get(q.label)
+    files = {q.label: q.file for q in audit.spec.quants}
+    for label in audit.spec.group_labels():
+        p = partials.get(label)
+        file = files.get(label, "base repo transformer (unquantized)")
         if p is None:
-            missing.append(q.label)
+            missing.append(label)
             groups.append(
                 GroupSummary(
-                    q.label,
-                    q.file,
+                    label,
+                    file,
                     "missing",
                     0,
                     0,
@@ -139,7 +143,7 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
                 )
             )
             continue
-        summaries = _summarize_cells(q.label, p.cells)
+        summaries = _summarize_cells(label, p.cells)
         cells.extend(summaries)
         if environment is None and p.environment is not None:
             environment = p.environment.to_json()
@@ -149,8 +153,8 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
             finished.append(p.finished_at)
         groups.append(
             GroupSummary(
-                label=q.label,
-                file=q.file,
+                label=label,
+                file=p.quant.file if p.quant else file,
                 status=p.status,
                 cells_done=p.cells_done,
                 cells_total=p.cells_total,
@@ -183,29 +187,6 @@ def _camel(d: dict[str, Any]) -> dict[str, Any]:
     return {to_camel(k): v for k, v in d.items()}
 
 
-def compile_verdict(compile_check: dict[str, Any] | None) -> str:
-    """Plain-language verdict from the transformer's dynamo graph."""
-    if compile_check is None:
-        return "not run"
-    transformer = next((e for e in compile_check["explain"] if e["target"] == "transformer"), None)
-    if transformer is None or transformer.get("error"):
-        err = transformer.get("error") if transformer else "no transformer trace"
-        return f"no-go: dynamo could not trace the transformer ({err})"
-    if transformer["graphBreakCount"] == 0 and transformer["graphCount"] == 1:
-        verdict = "go: the transformer traces as one graph with no breaks"
-    else:
-        verdict = (
-            f"caution: the transformer traces as {transformer['graphCount']} graphs with "
-            f"{transformer['graphBreakCount']} breaks"
-        )
-    speed = compile_check.get("speedup")
-    if speed and speed.get("speedup"):
-        verdict += f"; measured speed-up {speed['speedup']:.2f}× after {speed['compileSeconds']:.0f} s of compiling"
-    else:
-        verdict += "; speed-up not measured (set compileCheck.measureSpeedup: true)"
-    return verdict
-
-
 def report_json(data: ReportData) -> dict[str, Any]:
     spec = data.audit.spec.model_dump(by_alias=True, mode="json", exclude={"runner"})
     fastest = min(
@@ -213,6 +194,7 @@ def report_json(data: ReportData) -> dict[str, Any]:
         key=lambda g: g.median_wall_seconds,  # type: ignore[arg-type,return-value]
         default=None,
     )
+    d = data.decisions
     return {
         "schemaVersion": REPORT_SCHEMA_VERSION,
         "runId": data.run_id,
@@ -224,9 +206,27 @@ def report_json(data: ReportData) -> dict[str, Any]:
         "groups": [_camel(g.__dict__) for g in data.groups],
         "cells": [_camel(c.__dict__) for c in data.cells],
         "compileCheck": data.compile_check,
+        "quality": None
+        if d is None
+        else {
+            "reference": d.reference,
+            "referenceReason": d.reference_reason,
+            "thresholds": data.audit.spec.quality.model_dump(by_alias=True, mode="json"),
+            "cells": [_camel(c.__dict__) for c in d.cells],
+            "quants": [_camel(v.__dict__) for v in d.verdicts],
+            "guidance": [_camel(r.__dict__) for r in d.guidance_rows],
+            "notes": d.notes,
+        },
         "summary": {
             "fastestQuant": fastest.label if fastest else None,
-            "compileVerdict": compile_verdict(data.compile_check),
+            "recommendedQuant": d.recommended_quant if d else None,
+            "quantRule": d.quant_rule if d else None,
+            "quantReason": d.quant_reason if d else None,
+            "suggestedGuidance": d.suggested_guidance if d else None,
+            "guidanceRule": d.guidance_rule if d else None,
+            "compileVerdict": d.compile_decision if d else "not run",
+            "compileReasons": d.compile_reasons if d else [],
+            "compileRule": d.compile_rule if d else None,
             "failedGroups": [g.label for g in data.groups if g.status != "complete"],
         },
     }

@@ -24,7 +24,7 @@ import torch
 from fluxaudit.assets import resolve
 from fluxaudit.layout import RunLayout
 from fluxaudit.results import Cell, Cleanup, CompileCheck, LoadTimings, Partial
-from fluxaudit.spec import FluxAudit
+from fluxaudit.spec import UNQUANTIZED, FluxAudit
 from fluxaudit.storage import Storage
 
 from . import compile_check, environment, loading
@@ -96,7 +96,9 @@ class GroupRunner:
     def __init__(self, audit: FluxAudit, label: str, storage: Storage, progress: ProgressFn | None = None):
         self.audit = audit
         self.spec = audit.spec
-        self.quant = audit.spec.quant(label)
+        self.label = label
+        #: None for the unquantized reference group (UNQUANTIZED), which loads the base repo's weights.
+        self.quant = None if label == UNQUANTIZED else audit.spec.quant(label)
         self.storage = storage
         self.layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
         self.progress = progress or (lambda p: None)
@@ -105,7 +107,7 @@ class GroupRunner:
 
     # -- persistence -------------------------------------------------------
     def _save(self, partial: Partial) -> None:
-        self.storage.write_json(self.layout.partial(self.quant.label), partial.to_json())
+        self.storage.write_json(self.layout.partial(self.label), partial.to_json())
         self.progress(partial)
 
     def _fresh_partial(self, height: int, width: int, prompt: str) -> Partial:
@@ -122,7 +124,7 @@ class GroupRunner:
 
     # -- the group ---------------------------------------------------------
     def run(self) -> Partial:
-        label = self.quant.label
+        label = self.label
         partial = load_partial(self.storage, self.layout, self.audit, label)
         if partial is not None and partial.status == "complete" and is_finished(partial, self.audit, label):
             log.info("group %s already complete in %s; skipping", label, self.layout.root)
@@ -130,6 +132,7 @@ class GroupRunner:
 
         assets = resolve(self.spec.input, self.storage)
         inputs = loading.prepare_inputs(assets.image, assets.mask, self.spec.max_side)
+        self._record_inputs(inputs)
         if partial is None:
             partial = self._fresh_partial(inputs.height, inputs.width, assets.prompt)
         partial.attempts += 1
@@ -148,6 +151,15 @@ class GroupRunner:
             raise
         return partial
 
+    def _record_inputs(self, inputs: loading.PreparedInputs) -> None:
+        """Store the audit document and the inputs as the pipeline saw them (same bytes
+        from every group), so the report can be rebuilt from the run folder alone."""
+        doc = self.audit.model_dump(by_alias=True, mode="json", exclude={"status"}, exclude_none=True)
+        doc["metadata"] = {"name": self.audit.metadata.name}
+        self.storage.write_json(self.layout.spec_json, doc)
+        self.storage.write_bytes(self.layout.input_image, _png(inputs.image), "image/png")
+        self.storage.write_bytes(self.layout.input_mask, _png(inputs.mask), "image/png")
+
     def _run_loaded(self, partial: Partial, inputs: loading.PreparedInputs) -> None:
         partial.environment = environment.collect(self.device)
         loaded = self._load(inputs)
@@ -161,7 +173,7 @@ class GroupRunner:
                     continue
                 partial.cells.append(self._cell(loaded, inputs, guidance, seed, repeat))
                 self._save(partial)
-            if runs_compile_check(self.audit, self.quant.label) and partial.compile_check is None:
+            if runs_compile_check(self.audit, self.label) and partial.compile_check is None:
                 partial.compile_check = self._compile_check(loaded, inputs)
                 self._save(partial)
             partial.status = "complete"
@@ -172,7 +184,9 @@ class GroupRunner:
 
     def _load(self, inputs: loading.PreparedInputs) -> _Loaded:
         t0 = time.perf_counter()
-        path, self._quant_file = loading.download_gguf(self.spec, self.quant)
+        path = None
+        if self.quant is not None:
+            path, self._quant_file = loading.download_gguf(self.spec, self.quant)
         t1 = time.perf_counter()
         pipe = loading.load_pipeline_without_transformer(self.spec, self.device)
         t2 = time.perf_counter()
@@ -180,7 +194,10 @@ class GroupRunner:
         loading.free_text_encoders(pipe)
         gc.collect()
         t3 = time.perf_counter()
-        transformer = loading.load_transformer(path, self.spec, self.device)
+        if path is None:
+            transformer, self._quant_file = loading.load_unquantized_transformer(self.spec, self.device)
+        else:
+            transformer = loading.load_transformer(path, self.spec, self.device)
         pipe.register_modules(transformer=transformer)
         t4 = time.perf_counter()
         memory_after_load = memory_in_use(self.device)
@@ -243,11 +260,11 @@ class GroupRunner:
         image_path = latents_path = image_sha = None
         if repeat == 0:
             png = _png(result.images[0])
-            image_path = self.layout.image(self.quant.label, guidance, seed, self.several_seeds)
+            image_path = self.layout.image(self.label, guidance, seed, self.several_seeds)
             self.storage.write_bytes(image_path, png, "image/png")
             image_sha = hashlib.sha256(png).hexdigest()
             if timing.final_latents is not None:
-                latents_path = self.layout.latents(self.quant.label, guidance, seed, self.several_seeds)
+                latents_path = self.layout.latents(self.label, guidance, seed, self.several_seeds)
                 self.storage.write_bytes(latents_path, _npy(timing.final_latents.numpy()), "application/octet-stream")
         return Cell(
             guidance=guidance,
@@ -278,7 +295,7 @@ class GroupRunner:
         if self.spec.compile_check.measure_speedup:
             speedup = compile_check.measure_speedup(loaded.transformer, tkwargs, self.device)
         return CompileCheck(
-            quant=self.quant.label, torch=torch.__version__, device=self.device.type, explain=results, speedup=speedup
+            quant=self.label, torch=torch.__version__, device=self.device.type, explain=results, speedup=speedup
         )
 
     def _release(self, loaded: _Loaded) -> Cleanup:

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from fluxaudit.results import QuantFile
-from fluxaudit.spec import FluxAuditSpec, QuantSpec
+from fluxaudit.spec import UNQUANTIZED, FluxAuditSpec, QuantSpec
 
 FILL_IN_CHANNELS = 384
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -120,6 +120,37 @@ def load_transformer(path: Path, spec: FluxAuditSpec, device: torch.device) -> t
             f"expected {FILL_IN_CHANNELS}; pick a Fill GGUF file"
         )
     return transformer.to(device)
+
+
+def load_unquantized_transformer(spec: FluxAuditSpec, device: torch.device) -> tuple[torch.nn.Module, QuantFile]:
+    """The base repo's own transformer weights: the reference the GGUF files were cut from."""
+    from diffusers import FluxTransformer2DModel
+    from huggingface_hub import snapshot_download
+
+    root = Path(
+        snapshot_download(spec.model.base_repo, revision=spec.model.base_revision, allow_patterns=["transformer/*"])
+    )
+    weights = sorted((root / "transformer").glob("*.safetensors"))
+    if not weights:
+        raise GroupInputError(
+            f"model.baseRepo {spec.model.base_repo} has no transformer/*.safetensors for reference: bf16"
+        )
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(sha256_file(w).encode())
+    transformer = FluxTransformer2DModel.from_pretrained(root, subfolder="transformer", dtype=DTYPES[spec.dtype])
+    if transformer.config.in_channels != FILL_IN_CHANNELS:
+        raise GroupInputError(f"model.baseRepo {spec.model.base_repo} is not a FLUX.1-Fill model")
+    info = QuantFile(
+        label=UNQUANTIZED,
+        file="transformer/" + ("*.safetensors" if len(weights) > 1 else weights[0].name),
+        repo=spec.model.base_repo,
+        revision=spec.model.base_revision,
+        sha256=digest.hexdigest() if len(weights) > 1 else sha256_file(weights[0]),
+        bytes=sum(w.stat().st_size for w in weights),
+        tensor_types={"safetensors": len(weights)},
+    )
+    return transformer.to(device), info
 
 
 def load_pipeline_without_transformer(spec: FluxAuditSpec, device: torch.device):  # -> FluxFillPipeline

@@ -65,7 +65,7 @@ def run_audit(
     report: bool = True,
 ) -> AuditOutcome:
     outcome = AuditOutcome()
-    labels = list(only) if only else [q.label for q in audit.spec.quants]
+    labels = list(only) if only else audit.spec.group_labels()
     for label in labels:
         try:
             outcome.partials[label] = run_group(
@@ -78,7 +78,7 @@ def run_audit(
             outcome.failures[label] = str(exc)
             outcome.input_failures.add(label)
         except Exception as exc:  # one broken group must not cost the others their results
-            log.exception("group %s failed", label)
+            log.error("group %s failed: %s", label, exc, exc_info=log.isEnabledFor(logging.INFO))
             outcome.failures[label] = f"{type(exc).__name__}: {exc}"
     if report:
         outcome.report = build_report(audit, storage)

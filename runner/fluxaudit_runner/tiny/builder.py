@@ -28,7 +28,7 @@ DEMO_SIZE = 128
 #: file names follow the public repo's pattern, so the spec's defaults only swap repo ids.
 GGUF_FILES = {label: f"flux1-fill-tiny-{label}.gguf" for label in QUANT_TYPES}
 MARKER = "fluxaudit-tiny.json"
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 _T5_CORPUS = (
     "empty ground nothing here just the natural ground surface continuing seamlessly\n"
@@ -118,7 +118,8 @@ def _t5_tokenizer_files(folder: Path) -> None:
 
 
 def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
-    """Write the diffusers-layout base repo; return the transformer's fp32 state dict."""
+    """Write the diffusers-layout base repo; return the transformer's weights
+    (bf16 values, as float32: the source the GGUF files are quantized from)."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
 
@@ -188,9 +189,10 @@ def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
         guidance_embeds=True,
         axes_dims_rope=(16, 56, 56),
     )
-    # Only the config goes into the base repo, as in the real gated repo users pair
-    # with GGUF files; the weights go into the GGUF files.
-    transformer.save_config(base / "transformer")
+    # Like the real repo: bf16 weights in the base repo, and the GGUF files quantized
+    # from exactly those values, so the unquantized reference is the quants' source.
+    transformer = transformer.to(torch.bfloat16)
+    transformer.save_pretrained(base / "transformer")
 
     FlowMatchEulerDiscreteScheduler(
         base_image_seq_len=256,
@@ -219,7 +221,7 @@ def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
             sort_keys=True,
         )
     )
-    return {k: v.detach().clone() for k, v in transformer.state_dict().items()}
+    return {k: v.detach().to(torch.float32).clone() for k, v in transformer.state_dict().items()}
 
 
 def demo_image_and_mask(size: int = DEMO_SIZE) -> tuple[Image.Image, Image.Image]:

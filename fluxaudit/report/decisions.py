@@ -1,0 +1,299 @@
+"""Quality against the reference, and the report's three answers (pure).
+
+Each answer comes with the rule that produced it, printed in the report:
+which quant (fastest that stays within the drift thresholds at every cell),
+which guidance (flags for outside-mask drift and saturation), and whether
+torch.compile is worth it (graph breaks, measured speed-up).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import quality
+from ..spec import UNQUANTIZED, QualitySpec
+from .model import CellSummary, GroupSummary
+
+ArrayReader = Callable[[str], np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class CellQuality:
+    quant: str
+    guidance: float
+    seed: int
+    psnr_whole: float | None
+    psnr_inside: float | None
+    psnr_outside: float | None
+    ssim_whole: float | None
+    ssim_inside: float | None
+    ssim_outside: float | None
+    latent_mad: float | None
+    #: against the input image, outside the mask: what the user sees change where nothing should.
+    psnr_outside_vs_input: float | None
+    clipped_inside: float | None
+
+
+@dataclass(frozen=True)
+class QuantVerdict:
+    label: str
+    passes: bool
+    failures: list[str]
+    worst_psnr: float | None
+    median_psnr: float | None
+    worst_ssim: float | None
+    worst_outside_psnr: float | None
+    median_latent_mad: float | None
+
+
+@dataclass(frozen=True)
+class GuidanceRow:
+    guidance: float
+    psnr_outside_vs_input: float | None
+    clipped_inside: float | None
+    flags: list[str]
+
+
+@dataclass
+class Decisions:
+    reference: str | None
+    reference_reason: str
+    cells: list[CellQuality] = field(default_factory=list)
+    verdicts: list[QuantVerdict] = field(default_factory=list)
+    recommended_quant: str | None = None
+    quant_rule: str = ""
+    quant_reason: str = ""
+    guidance_quant: str | None = None
+    guidance_rows: list[GuidanceRow] = field(default_factory=list)
+    suggested_guidance: float | None = None
+    guidance_rule: str = ""
+    compile_decision: str = "not run"
+    compile_reasons: list[str] = field(default_factory=list)
+    compile_rule: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def pick_reference(requested: str | None, groups: list[GroupSummary]) -> tuple[str | None, str]:
+    complete = [g for g in groups if g.status == "complete" and g.bytes]
+    if requested is not None:
+        if any(g.label == requested for g in complete):
+            return requested, f"spec.reference = {requested}"
+        return None, f"spec.reference {requested} has no complete results: quality cannot be measured"
+    quants = [g for g in complete if g.label != UNQUANTIZED]
+    if not quants:
+        return None, "no complete group to compare against"
+    best = max(quants, key=lambda g: (g.bytes, g.label))
+    return best.label, f"largest GGUF file audited ({best.label}), the highest precision available"
+
+
+def _cell_quality(
+    cell: CellSummary,
+    ref: CellSummary | None,
+    mask: np.ndarray | None,
+    input_image: np.ndarray | None,
+    read: ArrayReader,
+) -> CellQuality:
+    img = read(cell.image) if cell.image else None
+    d = None
+    mad = None
+    if ref is not None and img is not None and mask is not None:
+        ref_img = read(ref.image) if ref.image else None
+        if ref_img is not None:
+            d = quality.drift(img, ref_img, mask)
+        if cell.latents and ref.latents:
+            la, lb = read(cell.latents), read(ref.latents)
+            if la is not None and lb is not None:
+                mad = quality.latent_mad(la, lb)
+    vs_input = clipped = None
+    if img is not None and mask is not None:
+        inside = quality.binary_mask(mask, img.shape[:2])
+        if input_image is not None and input_image.shape == img.shape:
+            vs_input = quality.psnr(img, input_image, ~inside)
+        clipped = quality.clipped_fraction(img, inside)
+    return CellQuality(
+        quant=cell.quant,
+        guidance=cell.guidance,
+        seed=cell.seed,
+        psnr_whole=d.whole.psnr_db if d else None,
+        psnr_inside=d.inside.psnr_db if d else None,
+        psnr_outside=d.outside.psnr_db if d else None,
+        ssim_whole=d.whole.ssim if d else None,
+        ssim_inside=d.inside.ssim if d else None,
+        ssim_outside=d.outside.ssim if d else None,
+        latent_mad=mad,
+        psnr_outside_vs_input=vs_input,
+        clipped_inside=clipped,
+    )
+
+
+def _verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdict:
+    failures = []
+    for c in cells:
+        if c.psnr_whole is None or c.ssim_whole is None:
+            failures.append(f"gs{c.guidance:g}/seed {c.seed}: no reference result to compare")
+            continue
+        why = []
+        if c.psnr_whole < q.min_psnr_db:
+            why.append(f"PSNR {c.psnr_whole:.1f} < {q.min_psnr_db:g} dB")
+        if c.ssim_whole < q.min_ssim:
+            why.append(f"SSIM {c.ssim_whole:.3f} < {q.min_ssim:g}")
+        if c.psnr_outside is not None and c.psnr_outside < q.min_outside_mask_psnr_db:
+            why.append(f"outside-mask PSNR {c.psnr_outside:.1f} < {q.min_outside_mask_psnr_db:g} dB")
+        if why:
+            failures.append(f"gs{c.guidance:g}/seed {c.seed}: " + ", ".join(why))
+    psnrs = [c.psnr_whole for c in cells if c.psnr_whole is not None]
+    ssims = [c.ssim_whole for c in cells if c.ssim_whole is not None]
+    outs = [c.psnr_outside for c in cells if c.psnr_outside is not None]
+    mads = [c.latent_mad for c in cells if c.latent_mad is not None]
+    return QuantVerdict(
+        label=label,
+        passes=bool(cells) and not failures,
+        failures=failures,
+        worst_psnr=min(psnrs) if psnrs else None,
+        median_psnr=statistics.median(psnrs) if psnrs else None,
+        worst_ssim=min(ssims) if ssims else None,
+        worst_outside_psnr=min(outs) if outs else None,
+        median_latent_mad=statistics.median(mads) if mads else None,
+    )
+
+
+def recommend_quant(verdicts: list[QuantVerdict], groups: list[GroupSummary], q: QualitySpec) -> tuple[str | None, str]:
+    by_label = {g.label: g for g in groups}
+    passing = [
+        by_label[v.label]
+        for v in verdicts
+        if v.passes and v.label != UNQUANTIZED and by_label[v.label].median_wall_seconds is not None
+    ]
+    if not passing:
+        return None, "no quant stays within the thresholds at every cell"
+    fastest = min(g.median_wall_seconds for g in passing)  # type: ignore[type-var]
+    tied = [g for g in passing if g.median_wall_seconds <= fastest * (1 + q.speed_tie_tolerance)]  # type: ignore[operator]
+    pick = min(tied, key=lambda g: (g.bytes or 0, g.median_wall_seconds, g.label))
+    others = ", ".join(g.label for g in tied if g is not pick)
+    reason = f"{pick.label}: passes every cell at {pick.median_wall_seconds:.3f} s/image (median)"
+    if others:
+        reason += f"; as fast (within {q.speed_tie_tolerance:.0%}) as {others}, and the smallest file"
+    return pick.label, reason
+
+
+def guidance_table(
+    cells: list[CellQuality], quant: str | None, guidance: list[float], q: QualitySpec
+) -> tuple[list[GuidanceRow], float | None]:
+    rows = []
+    for g in guidance:
+        mine = [c for c in cells if c.quant == quant and c.guidance == g]
+        outs = [c.psnr_outside_vs_input for c in mine if c.psnr_outside_vs_input is not None]
+        clips = [c.clipped_inside for c in mine if c.clipped_inside is not None]
+        rows.append(
+            GuidanceRow(
+                guidance=g,
+                psnr_outside_vs_input=statistics.median(outs) if outs else None,
+                clipped_inside=max(clips) if clips else None,
+                flags=[],
+            )
+        )
+    known = [r.psnr_outside_vs_input for r in rows if r.psnr_outside_vs_input is not None]
+    best = max(known) if known else None
+    for r in rows:
+        if (
+            best is not None
+            and r.psnr_outside_vs_input is not None
+            and r.psnr_outside_vs_input < best - q.outside_mask_drop_db
+        ):
+            r.flags.append(f"outside-mask drift: {best - r.psnr_outside_vs_input:.1f} dB below the best guidance")
+        if r.clipped_inside is not None and r.clipped_inside > q.saturation_fraction:
+            r.flags.append(f"saturation: {r.clipped_inside:.1%} of in-mask pixels clipped")
+    clean = [r for r in rows if not r.flags and r.psnr_outside_vs_input is not None]
+    suggested = max(clean, key=lambda r: (r.psnr_outside_vs_input, -r.guidance)).guidance if clean else None
+    return rows, suggested
+
+
+def compile_decision(cc: dict[str, Any] | None) -> tuple[str, list[str]]:
+    if cc is None:
+        return "not run", ["compileCheck.enabled is false, or its group did not finish"]
+    t = next((e for e in cc["explain"] if e["target"] == "transformer"), None)
+    reasons: list[str] = []
+    if t is None or t.get("error"):
+        return "no-go", [f"dynamo could not trace the transformer: {t.get('error') if t else 'no trace'}"]
+    reasons.append(f"transformer: {t['graphCount']} graph(s), {t['graphBreakCount']} break(s)")
+    pipe = next((e for e in cc["explain"] if e["target"] == "pipeline"), None)
+    if pipe is not None and not pipe.get("error"):
+        reasons.append(
+            f"whole pipeline: {pipe['graphCount']} graphs, {pipe['graphBreakCount']} breaks "
+            "(expected: generator-driven randn, PIL, progress bar; compile the transformer, not the pipeline)"
+        )
+    if t["graphBreakCount"] > 0:
+        reasons += [f"break: {r['reason']}" for r in t["breakReasons"]]
+        return "no-go", reasons
+    sp = cc.get("speedup") or {}
+    speedup = sp.get("speedup")
+    if speedup is None:
+        reasons.append("speed-up not measured (compileCheck.measureSpeedup: true measures it)")
+        return "go (traceable; speed-up unmeasured)", reasons
+    reasons.append(
+        f"measured {speedup:.2f}× ({sp['eagerStepSeconds'] * 1000:.1f} → {sp['compiledStepSeconds'] * 1000:.1f} ms "
+        f"per forward) after {sp['compileSeconds']:.0f} s of compiling"
+    )
+    if speedup >= 1.05:
+        return "go", reasons
+    if speedup >= 1.0:
+        return "marginal", reasons
+    return "no-go", reasons
+
+
+QUANT_RULE = (
+    "recommended quant = the fastest (median s/image; within {tol:.0%} counts as a tie, then the smaller file wins) "
+    "among quants whose every cell has whole-image PSNR ≥ {psnr:g} dB, SSIM ≥ {ssim:g} and outside-mask "
+    "PSNR ≥ {out:g} dB against the reference"
+)
+GUIDANCE_RULE = (
+    "flag a guidance when its outside-mask PSNR against the input image is more than {drop:g} dB below the best "
+    "guidance's, or when more than {sat:.0%} of in-mask pixels are clipped; suggested = the unflagged guidance "
+    "that changes the outside of the mask least (judge the inside with your own eyes on the contact sheet)"
+)
+COMPILE_RULE = (
+    "go when the transformer traces as one graph with no breaks and the measured speed-up (when measured) is "
+    "≥ 1.05×; marginal between 1.00× and 1.05×; no-go on any transformer graph break, trace error or slow-down"
+)
+
+
+def decide(
+    reference_request: str | None,
+    groups: list[GroupSummary],
+    cells: list[CellSummary],
+    guidance: list[float],
+    q: QualitySpec,
+    compile_check: dict[str, Any] | None,
+    mask: np.ndarray | None,
+    input_image: np.ndarray | None,
+    read: ArrayReader,
+) -> Decisions:
+    reference, why = pick_reference(reference_request, groups)
+    out = Decisions(reference=reference, reference_reason=why)
+    out.quant_rule = QUANT_RULE.format(
+        tol=q.speed_tie_tolerance, psnr=q.min_psnr_db, ssim=q.min_ssim, out=q.min_outside_mask_psnr_db
+    )
+    out.guidance_rule = GUIDANCE_RULE.format(drop=q.outside_mask_drop_db, sat=q.saturation_fraction)
+    out.compile_rule = COMPILE_RULE
+    if mask is None:
+        out.notes.append("the mask used by the runner is missing from the run folder: quality not computed")
+    elif quality.mask_coverage(mask) in (0.0, 1.0):
+        out.notes.append("the mask is empty or covers the whole image: inside/outside scores are partly undefined")
+    ref_cells = {(c.guidance, c.seed): c for c in cells if c.quant == reference}
+    out.cells = [_cell_quality(c, ref_cells.get((c.guidance, c.seed)), mask, input_image, read) for c in cells]
+    for g in groups:
+        if g.status == "complete" or any(c.quant == g.label for c in out.cells):
+            out.verdicts.append(_verdict(g.label, [c for c in out.cells if c.quant == g.label], q))
+    if reference is not None:
+        out.recommended_quant, out.quant_reason = recommend_quant(out.verdicts, groups, q)
+    else:
+        out.quant_reason = "no reference: " + why
+    out.guidance_quant = out.recommended_quant or reference
+    out.guidance_rows, out.suggested_guidance = guidance_table(out.cells, out.guidance_quant, guidance, q)
+    out.compile_decision, out.compile_reasons = compile_decision(compile_check)
+    return out
