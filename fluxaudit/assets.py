@@ -23,7 +23,7 @@ class Assets:
     mask_source: str
 
 
-def _read_uri(uri: str, field: str) -> bytes:
+def _read_uri(uri: str, field: str, storage: Storage) -> bytes:
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         path = Path(unquote(parsed.path))
@@ -33,10 +33,22 @@ def _read_uri(uri: str, field: str) -> bytes:
             raise AssetError(f"input.{field}: {uri} does not exist") from None
         except OSError as exc:
             raise AssetError(f"input.{field}: cannot read {uri}: {exc.strerror}") from None
-    raise AssetError(
-        f"input.{field}: {parsed.scheme}:// URIs need the Firebase Storage backend, which this build lacks; "
-        "use a file:// URI or a session (userId + sessionId) in local storage"
-    )
+    if parsed.scheme == "gs":
+        from .layout import UnsafePathError
+        from .storage.firebase import FirebaseStorage, object_name
+
+        if not isinstance(storage, FirebaseStorage):
+            raise AssetError(
+                f"input.{field}: {uri} needs Firebase storage: set spec.storage.bucket and run without --out"
+            )
+        source = storage if parsed.netloc == storage.bucket_name else storage.with_bucket(parsed.netloc)
+        try:
+            return source.read_bytes(object_name(parsed.path))
+        except NotFound:
+            raise AssetError(f"input.{field}: {uri} does not exist") from None
+        except UnsafePathError as exc:
+            raise AssetError(f"input.{field}: {exc}") from None
+    raise AssetError(f"input.{field}: unsupported URI scheme {parsed.scheme!r}: use gs:// or file://")
 
 
 def resolve(spec: InputSpec, storage: Storage) -> Assets:
@@ -53,4 +65,10 @@ def resolve(spec: InputSpec, storage: Storage) -> Assets:
                 ) from None
         return Assets(out[0], out[1], spec.prompt, image_path, mask_path)
     assert spec.image is not None and spec.mask is not None
-    return Assets(_read_uri(spec.image, "image"), _read_uri(spec.mask, "mask"), spec.prompt, spec.image, spec.mask)
+    return Assets(
+        _read_uri(spec.image, "image", storage),
+        _read_uri(spec.mask, "mask", storage),
+        spec.prompt,
+        spec.image,
+        spec.mask,
+    )

@@ -76,9 +76,9 @@ def validate(file: str) -> None:
     )
 
 
-def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> int:
+def _run(audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool) -> int:
     from fluxaudit.assets import AssetError
-    from fluxaudit.storage import LocalStorage
+    from fluxaudit.storage import open_storage
     from fluxaudit_runner.group import ResumeConflict
     from fluxaudit_runner.local import quiet_libraries, run_audit
 
@@ -88,7 +88,13 @@ def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> in
         if label not in groups:
             console.print(f"[red]--quant {label}[/red]: not a group of this audit {groups}")
             return EXIT_INVALID_SPEC
-    storage = LocalStorage(out)
+    try:
+        storage = open_storage(audit.spec.storage, out)
+    except Exception as exc:
+        if type(exc).__name__ != "CredentialsError":
+            raise
+        console.print(f"[red]credentials[/red]: {exc}")
+        return EXIT_BAD_INPUT
     labels = list(only) or groups
     start = time.perf_counter()
     with Progress(
@@ -110,10 +116,20 @@ def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> in
         except (AssetError, ResumeConflict) as exc:
             console.print(f"[red]cannot run this audit[/red]: {exc}")
             return EXIT_BAD_INPUT
+        except Exception as exc:
+            # Storage outages past the retry deadline may pass on a retry; bad credentials will not.
+            name = type(exc).__name__
+            if name == "StorageUnavailable":
+                console.print(f"[red]storage unavailable[/red]: {exc}")
+                return EXIT_GROUPS_FAILED
+            if name == "CredentialsError":
+                console.print(f"[red]credentials[/red]: {exc}")
+                return EXIT_BAD_INPUT
+            raise
     elapsed = time.perf_counter() - start
     if outcome.report is not None:
         summary = outcome.report.json["summary"]
-        report_path = storage.local_path(outcome.report.paths["report"])
+        report_path = _where(storage, outcome.report.paths["report"])
         console.print(
             f"[bold]{'done' if outcome.ok else 'finished with failures'}[/bold] in {elapsed:.1f} s: "
             f"{len(labels) - len(outcome.failures)}/{len(labels)} groups complete; recommended quant "
@@ -131,21 +147,27 @@ def _run(audit: FluxAudit, out: Path, only: tuple[str, ...], report: bool) -> in
     return EXIT_GROUPS_FAILED
 
 
+def _where(storage: Any, path: str) -> str:
+    """Where a user finds an object: a local path, or a signed URL in a bucket."""
+    local = getattr(storage, "local_path", None)
+    return str(local(path)) if local else storage.generate_signed_url(path, storage.signed_url_hours)
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option(
     "--out",
     "out",
     type=click.Path(file_okay=False),
-    default="fluxaudit-out",
-    show_default=True,
-    help="Local folder for images, partials and the report; rerunning into it resumes.",
+    default=None,
+    help="Local folder for images, partials and the report (default: spec.storage.bucket when set, "
+    "else ./fluxaudit-out); rerunning into it resumes.",
 )
-@click.option("--quant", "only", multiple=True, help="Run only this quant group (repeatable); skips the report.")
-def run(file: str, out: str, only: tuple[str, ...]) -> None:
+@click.option("--quant", "only", multiple=True, help="Run only this group (repeatable); skips the report.")
+def run(file: str, out: str | None, only: tuple[str, ...]) -> None:
     """Run an audit on this machine (GPU if present), resuming what OUT already holds."""
     audit = _load_or_exit(file)
-    sys.exit(_run(audit, Path(out), only, report=not only))
+    sys.exit(_run(audit, Path(out) if out else None, only, report=not only))
 
 
 def _find_runs(root: Path) -> list[Path]:

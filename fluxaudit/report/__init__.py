@@ -98,7 +98,7 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     storage.write_bytes(layout.drift_chart, drift_chart(data), "image/png")
 
     def link(path: str) -> str:
-        return storage.link(path, layout.root)
+        return storage.link(path, layout.root, audit.spec.storage.signed_url_hours)
 
     figures = {
         "contact_sheet": link(layout.contact_sheet),

@@ -297,7 +297,10 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
         lines += ["", "## Images", "", f"![contact sheet: quant rows × guidance columns]({figures['contact_sheet']})"]
     lines += ["", *_quality_cells(data)]
     if "diff_sheet" in figures:
-        lines += ["", f"![|image − reference|, quant rows × guidance columns, one colour scale]({figures['diff_sheet']})"]
+        lines += [
+            "",
+            f"![|image − reference|, quant rows × guidance columns, one colour scale]({figures['diff_sheet']})",
+        ]
     lines += ["", "## torch.compile check", ""]
     cc = data.compile_check
     if cc is None:

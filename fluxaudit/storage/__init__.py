@@ -13,10 +13,9 @@ __all__ = ["LocalStorage", "NotFound", "Storage", "open_storage"]
 
 def open_storage(spec: StorageSpec, local_root: str | Path | None = None) -> Storage:
     """A local folder when one is given (local mode, demo) or no bucket is set;
-    the bucket otherwise."""
+    Firebase Storage (``storage.bucket``) otherwise."""
     if local_root is not None or spec.bucket is None:
         return LocalStorage(local_root or "fluxaudit-out")
-    raise NotImplementedError(
-        f"storage.bucket={spec.bucket!r}: the Firebase Storage backend is not part of this build yet; "
-        "run locally with --out DIR (spec.storage.bucket is then ignored)"
-    )
+    from .firebase import FirebaseStorage  # google libraries load only when a bucket is used
+
+    return FirebaseStorage(spec.bucket, signed_url_hours=spec.signed_url_hours)

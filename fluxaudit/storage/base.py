@@ -39,8 +39,9 @@ class Storage(ABC):
         """Every object path under ``prefix`` (a folder path), sorted."""
 
     @abstractmethod
-    def link(self, path: str, from_dir: str) -> str:
-        """How REPORT.md in ``from_dir`` refers to ``path``: relative locally, signed URLs in the cloud."""
+    def link(self, path: str, from_dir: str, expiry_hours: float) -> str:
+        """How REPORT.md in ``from_dir`` refers to ``path``: relative locally, signed URLs
+        (valid ``expiry_hours``) in the cloud."""
 
     def write_json(self, path: str, obj: Any) -> None:
         self.write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json")

@@ -50,7 +50,7 @@ class LocalStorage(Storage):
             p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
         )
 
-    def link(self, path: str, from_dir: str) -> str:
+    def link(self, path: str, from_dir: str, expiry_hours: float = 0) -> str:
         return posixpath.relpath(self.checked(path), from_dir)
 
     def local_path(self, path: str) -> Path:
