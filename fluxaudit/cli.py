@@ -129,7 +129,7 @@ def _run(audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool
     elapsed = time.perf_counter() - start
     if outcome.report is not None:
         summary = outcome.report.json["summary"]
-        report_path = _where(storage, outcome.report.paths["report"])
+        report_path = _where(storage, outcome.report.paths["report"], audit.spec.storage.signed_url_hours)
         console.print(
             f"[bold]{'done' if outcome.ok else 'finished with failures'}[/bold] in {elapsed:.1f} s: "
             f"{len(labels) - len(outcome.failures)}/{len(labels)} groups complete; recommended quant "
@@ -147,10 +147,10 @@ def _run(audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool
     return EXIT_GROUPS_FAILED
 
 
-def _where(storage: Any, path: str) -> str:
-    """Where a user finds an object: a local path, or a signed URL in a bucket."""
+def _where(storage: Any, path: str, hours: float) -> str:
+    """Where a user finds an object: a local path, or a signed URL (valid ``hours``) in a bucket."""
     local = getattr(storage, "local_path", None)
-    return str(local(path)) if local else storage.generate_signed_url(path, storage.signed_url_hours)
+    return str(local(path)) if local else storage.generate_signed_url(path, hours)
 
 
 @main.command()
@@ -175,8 +175,18 @@ def _find_runs(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("**/spec.json") if len(p.relative_to(root).parts) <= 6)
 
 
+def _stored_audit(raw: bytes, source: str) -> FluxAudit:
+    from fluxaudit.spec import parse_document
+
+    try:
+        return parse_document(json.loads(raw), source)
+    except (SpecError, ValueError) as exc:
+        console.print(f"[red]{source}[/red]: not a stored audit document: {exc}")
+        sys.exit(EXIT_INVALID_SPEC)
+
+
 @main.command()
-@click.argument("target", type=click.Path(exists=True))
+@click.argument("target")
 @click.option(
     "--out",
     "out",
@@ -188,14 +198,25 @@ def _find_runs(root: Path) -> list[Path]:
 def report(target: str, out: str | None, run_id: str | None) -> None:
     """Rebuild REPORT.md, report.json and the pictures from stored partials, running nothing.
 
-    TARGET is an output DIR (its runs' stored spec.json is read) or a spec FILE (then --out DIR).
+    TARGET is an output DIR, a run folder in a bucket (gs://BUCKET/PREFIX/RUN_ID), both read
+    through the run's stored spec.json, or a spec FILE (then --out DIR).
     """
     from fluxaudit.report import build_report
-    from fluxaudit.spec import parse_document
-    from fluxaudit.storage import LocalStorage
+    from fluxaudit.storage import LocalStorage, NotFound, Storage
 
-    path = Path(target)
-    if path.is_dir():
+    storage: Storage
+    if target.startswith("gs://"):
+        from fluxaudit.storage.firebase import FirebaseStorage
+
+        bucket, _, folder = target.removeprefix("gs://").partition("/")
+        storage = FirebaseStorage(bucket)
+        try:
+            audit = _stored_audit(storage.read_bytes(f"{folder.rstrip('/')}/spec.json"), f"{target}/spec.json")
+        except NotFound:
+            console.print(f"[red]{target}[/red]: no spec.json there; give the run folder gs://BUCKET/PREFIX/RUN_ID")
+            sys.exit(EXIT_INVALID_SPEC)
+    elif Path(target).is_dir():
+        path = Path(target)
         runs = [p for p in _find_runs(path) if run_id is None or p.parent.name == run_id]
         if len(runs) != 1:
             found = ", ".join(p.parent.name for p in _find_runs(path)) or "none"
@@ -203,17 +224,13 @@ def report(target: str, out: str | None, run_id: str | None) -> None:
                 f"[red]{target}[/red]: expected one run{f' named {run_id}' if run_id else ''}, found: {found}"
             )
             sys.exit(EXIT_INVALID_SPEC)
-        try:
-            audit = parse_document(json.loads(runs[0].read_text()), str(runs[0]))
-        except SpecError as exc:
-            console.print(f"[red]{exc}[/red]")
-            sys.exit(EXIT_INVALID_SPEC)
+        audit = _stored_audit(runs[0].read_bytes(), str(runs[0]))
         storage = LocalStorage(path)
     else:
         audit = _load_or_exit(target)
         storage = LocalStorage(out or "fluxaudit-out")
     built = build_report(audit, storage)
-    click.echo(str(storage.local_path(built.paths["report"])))
+    click.echo(_where(storage, built.paths["report"], audit.spec.storage.signed_url_hours))
     sys.exit(EXIT_OK if built.data.complete else EXIT_GROUPS_FAILED)
 
 

@@ -170,7 +170,9 @@ def test_open_storage_picks_firebase_for_a_bucket(emulator: Emulator, key: Servi
 
 
 @pytest.mark.slow
-def test_runner_and_report_end_to_end_on_firebase(tiny_model, store: FirebaseStorage, key: ServiceAccountKey) -> None:
+def test_runner_and_report_end_to_end_on_firebase(
+    tiny_model, store: FirebaseStorage, key: ServiceAccountKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import re
 
     from fluxaudit.spec import parse_document
@@ -208,3 +210,16 @@ def test_runner_and_report_end_to_end_on_firebase(tiny_model, store: FirebaseSto
         params = verify_v4_url(url, key.public)
         assert params["X-Goog-Expires"] == str(24 * 3600)
     assert "private_key" not in md and "test-token" not in md
+
+    # The report rebuilds from the bucket alone (its stored spec.json), and the CLI prints a signed link.
+    from click.testing import CliRunner
+
+    import fluxaudit.storage.firebase as firebase_module
+    from fluxaudit.cli import main
+
+    monkeypatch.setattr(firebase_module, "load_credentials", key.credentials)  # the pod's source: the test key
+    res = CliRunner().invoke(main, ["report", f"gs://{BUCKET}/{root}"])
+    assert res.exit_code == 0, res.output
+    url = res.output.strip().splitlines()[-1]
+    assert url.startswith(f"https://storage.googleapis.com/{BUCKET}/{root}/REPORT.md?")
+    verify_v4_url(url, key.public)
