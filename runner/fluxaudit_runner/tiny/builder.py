@@ -117,9 +117,48 @@ def _t5_tokenizer_files(folder: Path) -> None:
     )
 
 
-def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
-    """Write the diffusers-layout base repo; return the transformer's weights
-    (bf16 values, as float32: the source the GGUF files are quantized from)."""
+@dataclass(frozen=True)
+class Architecture:
+    """Sizes of every component; TINY for the demo and tests, FULL for GPU benchmarks."""
+
+    clip_hidden: int
+    clip_intermediate: int
+    clip_layers: int
+    clip_heads: int
+    t5_d_model: int
+    t5_d_kv: int
+    t5_d_ff: int
+    t5_layers: int
+    t5_heads: int
+    t5_vocab: int | None  # None: the tokenizer's size
+    vae_channels: tuple[int, int, int, int]
+    vae_layers_per_block: int
+    vae_groups: int
+    layers: int
+    single_layers: int
+    heads: int
+
+
+TINY = Architecture(
+    clip_hidden=32, clip_intermediate=64, clip_layers=2, clip_heads=2,
+    t5_d_model=32, t5_d_kv=16, t5_d_ff=64, t5_layers=2, t5_heads=2, t5_vocab=None,
+    vae_channels=(8, 8, 16, 16), vae_layers_per_block=1, vae_groups=8,
+    layers=2, single_layers=2, heads=2,
+)  # fmt: skip
+#: FLUX.1-Fill-dev's shapes: CLIP-L, T5-XXL, the 16-channel VAE, 19 + 38 blocks of width 3072.
+FULL = Architecture(
+    clip_hidden=768, clip_intermediate=3072, clip_layers=12, clip_heads=12,
+    t5_d_model=4096, t5_d_kv=64, t5_d_ff=10240, t5_layers=24, t5_heads=64, t5_vocab=32128,
+    vae_channels=(128, 256, 512, 512), vae_layers_per_block=2, vae_groups=32,
+    layers=19, single_layers=38, heads=24,
+)  # fmt: skip
+
+
+def save_base_repo(
+    base: Path, seed: int, arch: Architecture = TINY, device: str = "cpu", transformer_weights: bool = True
+) -> torch.nn.Module:
+    """Write the diffusers-layout base repo with random weights; return the transformer
+    (bf16; with ``transformer_weights`` its weights are saved too, as in the real repo)."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
 
@@ -129,70 +168,80 @@ def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
     clip_tok.save_pretrained(base / "tokenizer")
     clip_cfg = CLIPTextConfig(
         vocab_size=clip_vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        hidden_size=arch.clip_hidden,
+        intermediate_size=arch.clip_intermediate,
+        num_hidden_layers=arch.clip_layers,
+        num_attention_heads=arch.clip_heads,
         max_position_embeddings=77,
         bos_token_id=bos,
         eos_token_id=eos,
         pad_token_id=eos,
-        projection_dim=32,
+        projection_dim=arch.clip_hidden,
     )
-    CLIPTextModel(clip_cfg).save_pretrained(base / "text_encoder")
+    with torch.device(device):
+        CLIPTextModel(clip_cfg).to(torch.bfloat16 if arch is not TINY else torch.float32).save_pretrained(
+            base / "text_encoder"
+        )
 
     _t5_tokenizer_files(base / "tokenizer_2")
     t5_tok = AutoTokenizer.from_pretrained(base / "tokenizer_2")
     t5_tok.save_pretrained(base / "tokenizer_2")
     t5_cfg = T5Config(
-        vocab_size=len(t5_tok),
-        d_model=32,
-        d_kv=16,
-        d_ff=64,
-        num_layers=2,
-        num_heads=2,
-        relative_attention_num_buckets=8,
+        vocab_size=arch.t5_vocab or len(t5_tok),
+        d_model=arch.t5_d_model,
+        d_kv=arch.t5_d_kv,
+        d_ff=arch.t5_d_ff,
+        num_layers=arch.t5_layers,
+        num_heads=arch.t5_heads,
+        relative_attention_num_buckets=8 if arch is TINY else 32,
         feed_forward_proj="gated-gelu",
         pad_token_id=0,
         eos_token_id=1,
         decoder_start_token_id=0,
     )
-    T5EncoderModel(t5_cfg).save_pretrained(base / "text_encoder_2")
+    with torch.device(device):
+        t5 = T5EncoderModel(t5_cfg)
+        (t5 if arch is TINY else t5.to(torch.bfloat16)).save_pretrained(base / "text_encoder_2")
+        del t5
 
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        latent_channels=16,
-        norm_num_groups=8,
-        sample_size=DEMO_SIZE,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    )
-    vae.save_pretrained(base / "vae")
+    with torch.device(device):
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=arch.vae_channels,
+            layers_per_block=arch.vae_layers_per_block,
+            latent_channels=16,
+            norm_num_groups=arch.vae_groups,
+            sample_size=DEMO_SIZE if arch is TINY else 1024,
+            scaling_factor=0.3611,
+            shift_factor=0.1159,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+        )
+        vae.save_pretrained(base / "vae")
 
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=384,
-        out_channels=64,
-        num_layers=2,
-        num_single_layers=2,
-        attention_head_dim=128,
-        num_attention_heads=2,
-        joint_attention_dim=t5_cfg.d_model,
-        pooled_projection_dim=clip_cfg.hidden_size,
-        guidance_embeds=True,
-        axes_dims_rope=(16, 56, 56),
-    )
+        transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=384,
+            out_channels=64,
+            num_layers=arch.layers,
+            num_single_layers=arch.single_layers,
+            attention_head_dim=128,
+            num_attention_heads=arch.heads,
+            joint_attention_dim=t5_cfg.d_model,
+            pooled_projection_dim=clip_cfg.hidden_size,
+            guidance_embeds=True,
+            axes_dims_rope=(16, 56, 56),
+        )
     # Like the real repo: bf16 weights in the base repo, and the GGUF files quantized
     # from exactly those values, so the unquantized reference is the quants' source.
     transformer = transformer.to(torch.bfloat16)
-    transformer.save_pretrained(base / "transformer")
+    if transformer_weights:
+        transformer.save_pretrained(base / "transformer")
+    else:
+        transformer.save_config(base / "transformer")
 
     FlowMatchEulerDiscreteScheduler(
         base_image_seq_len=256,
@@ -221,6 +270,13 @@ def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
             sort_keys=True,
         )
     )
+    return transformer
+
+
+def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
+    """The tiny base repo; returns the transformer's weights (bf16 values, as float32:
+    the source the GGUF files are quantized from)."""
+    transformer = save_base_repo(base, seed, TINY)
     return {k: v.detach().to(torch.float32).clone() for k, v in transformer.state_dict().items()}
 
 

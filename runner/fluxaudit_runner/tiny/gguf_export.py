@@ -68,3 +68,49 @@ def write_transformer_gguf(state_dict: dict[str, torch.Tensor], quant: str, path
     writer.write_tensors_to_file()
     writer.close()
     return stored
+
+
+def random_blocks(rows: int, cols: int, qtype: QType, rng: np.random.Generator) -> np.ndarray:
+    """Well-formed random blocks of ``qtype`` (weights of magnitude ~0.02): the bytes of
+    quants are random, the fp16 scale fields are set so nothing decodes to NaN/Inf.
+    Timing does not depend on weight values, so this stands in for a real file at full size."""
+    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    n_blocks = rows * cols // block_size
+    raw = np.frombuffer(rng.bytes(n_blocks * type_size), dtype=np.uint8).reshape(n_blocks, type_size).copy()
+    if qtype == QType.Q8_0:
+        scales = {0: 0.02 / 127}
+    elif qtype == QType.Q4_0:
+        scales = {0: 0.02 / 8}
+    elif qtype == QType.Q5_K:
+        scales = {0: 0.04 / (63 * 31), 2: 0.02 / 63}  # d and dmin
+    else:
+        raise ValueError(f"no random block recipe for {qtype.name}")
+    for offset, scale in scales.items():
+        d = (rng.uniform(0.5, 1.5, n_blocks) * scale).astype(np.float16)
+        raw[:, offset : offset + 2] = d.view(np.uint8).reshape(n_blocks, 2)
+    return raw.reshape(rows, cols // block_size * type_size)
+
+
+def write_random_transformer_gguf(shapes: dict[str, tuple[int, ...]], quant: str, path: Path, seed: int = 0) -> None:
+    """A full-size GGUF file with the tensor types a real converter would give, random values."""
+    qtype = QUANT_TYPES[quant]
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(path=None, arch="flux")
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    for name in sorted(shapes):
+        shape = shapes[name]
+        probe = (
+            np.empty((0,) * len(shape), dtype=np.float32) if len(shape) != 2 else np.empty((1, shape[1]), np.float32)
+        )
+        ttype = tensor_type_for(name, probe, qtype)
+        if ttype in (QType.F32, QType.F16):
+            values = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(
+                np.float32 if ttype == QType.F32 else np.float16
+            )
+            writer.add_tensor(name, values)
+        else:
+            writer.add_tensor(name, random_blocks(shape[0], shape[1], ttype, rng), raw_dtype=ttype)
+    writer.write_header_to_file(path=path)
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()

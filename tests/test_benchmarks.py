@@ -1,0 +1,50 @@
+"""The full-size benchmark's building blocks, checked at tiny size on CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import torch
+from gguf import GGUFReader
+from gguf.quants import dequantize
+
+from fluxaudit_runner.tiny.builder import fp32_state_dict_for_checks
+from fluxaudit_runner.tiny.gguf_export import QUANT_TYPES, random_blocks, write_random_transformer_gguf
+
+
+def test_random_blocks_decode_to_sane_weights() -> None:
+    rng = np.random.default_rng(0)
+    for qtype in (gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q5_K):
+        values = dequantize(random_blocks(16, 512, qtype, rng), qtype)
+        assert values.shape == (16, 512) and np.isfinite(values).all()
+        assert 0.003 < float(np.abs(values).mean()) < 0.05, qtype.name
+
+
+def test_random_full_size_style_file_loads_through_the_production_path(tmp_path: Path, tiny_model) -> None:
+    from diffusers import FluxTransformer2DModel, GGUFQuantizationConfig
+
+    shapes = {k: tuple(v.shape) for k, v in fp32_state_dict_for_checks(seed=0).items()}
+    for quant, qtype in QUANT_TYPES.items():
+        path = tmp_path / f"{quant}.gguf"
+        write_random_transformer_gguf(shapes, quant, path)
+        types = {t.name: t.tensor_type for t in GGUFReader(path).tensors}
+        assert types["transformer_blocks.0.attn.to_q.weight"] == qtype
+        assert types["x_embedder.weight"] == gguf.GGMLQuantizationType.F32
+        model = FluxTransformer2DModel.from_single_file(
+            str(path),
+            quantization_config=GGUFQuantizationConfig(compute_dtype=torch.float32),
+            config=tiny_model.base_repo,
+            subfolder="transformer",
+        )
+        out = model(
+            hidden_states=torch.randn(1, 16, 384),
+            encoder_hidden_states=torch.randn(1, 8, 32),
+            pooled_projections=torch.randn(1, 32),
+            timestep=torch.tensor([0.5]),
+            img_ids=torch.zeros(16, 3),
+            txt_ids=torch.zeros(8, 3),
+            guidance=torch.tensor([30.0]),
+        ).sample
+        assert out.shape == (1, 16, 64) and torch.isfinite(out).all(), quant
