@@ -215,3 +215,24 @@ def test_fp32_drift_orders_quants_against_unquantized_reference(tiny_model, tmp_
     assert outcome.report.json["summary"]["recommendedQuant"] == "Q8_0"
     md = outcome.report.markdown
     assert "**Recommended: Q8\\_0**" in md and "Q4\\_0 fails at: gs2/seed 0: PSNR" in md
+
+
+def test_text_encoders_are_really_freed_after_encoding(tiny_model) -> None:
+    """Embeddings must not carry autograd history: it would keep T5 alive (14.9 GB at full size)."""
+    import gc
+    import weakref
+
+    import torch
+
+    from fluxaudit_runner import loading
+
+    audit = parse_document(audit_doc(tiny_model))
+    pipe = loading.load_pipeline_without_transformer(audit.spec, torch.device("cpu"))
+    t5 = weakref.ref(pipe.text_encoder_2)
+    clip = weakref.ref(pipe.text_encoder)
+    embeds, pooled = loading.encode_prompt(pipe, "empty ground", audit.spec, torch.device("cpu"))
+    loading.free_text_encoders(pipe)
+    gc.collect()
+    assert not embeds.requires_grad and embeds.grad_fn is None
+    assert t5() is None and clip() is None
+    assert embeds.shape == (1, audit.spec.max_sequence_length, 32) and pooled.shape == (1, 32)

@@ -342,7 +342,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
         "`FluxTransformer2DModel.from_single_file` with `GGUFQuantizationConfig`, builds `FluxFillPipeline`, "
         "encodes the prompt once (FLUX guidance is a distilled embedding, so the prompt embedding does not "
         "depend on it) and frees the text encoders before the transformer loads.",
-        "- Warm-up inferences run first and are not timed. Every cell uses a CPU `torch.Generator` seeded "
+        "- Warm-up inferences (2 denoising steps each, at the audit's shapes) run first and are not timed. Every cell uses a CPU `torch.Generator` seeded "
         "with the cell's seed, so a cell is reproducible across quants and runs.",
         "- Wall-clock is `time.perf_counter` around the pipeline call after `torch.cuda.synchronize`; GPU time "
         "is CUDA events around the same call; s/step is the median over denoising steps (transformer forward "

@@ -33,6 +33,9 @@ from .measure import InferenceClock, PeakMemory, memory_in_use, return_freed_hos
 log = logging.getLogger("fluxaudit.runner")
 
 ProgressFn = Callable[[Partial], None]
+#: a warm-up inference runs this many denoising steps: enough to initialise CUDA, cuBLAS
+#: and the allocator at the real shapes, without paying a whole extra image per group.
+WARMUP_STEPS = 2
 
 
 class ResumeConflict(Exception):
@@ -205,7 +208,9 @@ class GroupRunner:
         t5 = time.perf_counter()
         self._transformer_kwargs = None
         for i in range(self.spec.warmup):
-            self._infer(loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=i == 0)
+            self._infer(
+                loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=i == 0, steps=WARMUP_STEPS
+            )
         t6 = time.perf_counter()
         loaded.load = LoadTimings(
             download_seconds=t1 - t0,
@@ -235,9 +240,17 @@ class GroupRunner:
         }
 
     def _infer(
-        self, loaded: _Loaded, inputs: loading.PreparedInputs, guidance: float, seed: int, capture: bool = False
+        self,
+        loaded: _Loaded,
+        inputs: loading.PreparedInputs,
+        guidance: float,
+        seed: int,
+        capture: bool = False,
+        steps: int | None = None,
     ):
         kwargs = self._call_kwargs(loaded, inputs, guidance, seed)
+        if steps is not None:
+            kwargs["num_inference_steps"] = min(steps, self.spec.steps)
         handle = None
         if capture:
 
@@ -303,6 +316,7 @@ class GroupRunner:
         before = memory_in_use(self.device)
         loaded.pipe = None
         loaded.transformer = None  # type: ignore[assignment]
+        loaded.prompt_embeds = loaded.pooled = None  # type: ignore[assignment]
         self._transformer_kwargs = None
         del loaded
         gc.collect()

@@ -164,9 +164,12 @@ def load_pipeline_without_transformer(spec: FluxAuditSpec, device: torch.device)
 
 
 def encode_prompt(pipe, prompt: str, spec: FluxAuditSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    prompt_embeds, pooled, _ = pipe.encode_prompt(
-        prompt=prompt, prompt_2=None, device=device, max_sequence_length=spec.max_sequence_length
-    )
+    """Under inference mode: embeddings with autograd history would keep T5's weights and
+    activations alive (measured: 14.9 GB on a full-size model) after the encoders are freed."""
+    with torch.inference_mode():
+        prompt_embeds, pooled, _ = pipe.encode_prompt(
+            prompt=prompt, prompt_2=None, device=device, max_sequence_length=spec.max_sequence_length
+        )
     return prompt_embeds, pooled
 
 
