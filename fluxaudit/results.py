@@ -53,6 +53,8 @@ class Environment(_Schema):
 
 class LoadTimings(_Schema):
     download_seconds: float
+    #: sha256 + header read of the GGUF file, overlapped with the loading below (not additive).
+    hash_seconds: float | None = None
     transformer_load_seconds: float
     pipeline_load_seconds: float
     prompt_encode_seconds: float

@@ -15,6 +15,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,23 +187,31 @@ class GroupRunner:
             self._save(partial)
 
     def _load(self, inputs: loading.PreparedInputs) -> _Loaded:
-        t0 = time.perf_counter()
-        path = None
-        if self.quant is not None:
-            path, self._quant_file = loading.download_gguf(self.spec, self.quant)
-        t1 = time.perf_counter()
-        pipe = loading.load_pipeline_without_transformer(self.spec, self.device)
-        t2 = time.perf_counter()
-        prompt_embeds, pooled = loading.encode_prompt(pipe, self.spec.input.prompt, self.spec, self.device)
-        loading.free_text_encoders(pipe)
-        gc.collect()
-        t3 = time.perf_counter()
-        if path is None:
-            transformer, self._quant_file = loading.load_unquantized_transformer(self.spec, self.device)
-        else:
-            transformer = loading.load_transformer(path, self.spec, self.device)
-        pipe.register_modules(transformer=transformer)
-        t4 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-hash") as pool:
+            t0 = time.perf_counter()
+            path = described = None
+            if self.quant is not None:
+                path = loading.download_gguf(self.spec, self.quant)
+                described = pool.submit(self._timed_describe, path)
+            t1 = time.perf_counter()
+            pipe = loading.load_pipeline_without_transformer(self.spec, self.device)
+            t2 = time.perf_counter()
+            prompt_embeds, pooled = loading.encode_prompt(pipe, self.spec.input.prompt, self.spec, self.device)
+            loading.free_text_encoders(pipe)
+            gc.collect()
+            t3 = time.perf_counter()
+            if path is None:
+                transformer, self._quant_file = loading.load_unquantized_transformer(self.spec, self.device)
+            else:
+                assert described is not None
+                try:
+                    transformer = loading.load_transformer(path, self.spec, self.device)
+                except loading.GroupInputError:
+                    described.result()  # a sha256/size mismatch explains a failed load best
+                    raise
+                self._quant_file = described.result()
+            pipe.register_modules(transformer=transformer)
+            t4 = time.perf_counter()
         memory_after_load = memory_in_use(self.device)
         loaded = _Loaded(pipe, transformer, prompt_embeds, pooled, None)  # type: ignore[arg-type]
         t5 = time.perf_counter()
@@ -214,6 +223,7 @@ class GroupRunner:
         t6 = time.perf_counter()
         loaded.load = LoadTimings(
             download_seconds=t1 - t0,
+            hash_seconds=getattr(self, "_hash_seconds", None),
             pipeline_load_seconds=t2 - t1,
             prompt_encode_seconds=t3 - t2,
             transformer_load_seconds=t4 - t3,
@@ -222,6 +232,13 @@ class GroupRunner:
             memory_mode="resident; text encoders freed after encoding the prompt once",
         )
         return loaded
+
+    def _timed_describe(self, path: Any) -> Any:
+        start = time.perf_counter()
+        assert self.quant is not None
+        described = loading.describe_gguf(self.spec, self.quant, path)
+        self._hash_seconds = time.perf_counter() - start
+        return described
 
     def _call_kwargs(
         self, loaded: _Loaded, inputs: loading.PreparedInputs, guidance: float, seed: int

@@ -69,10 +69,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def download_gguf(spec: FluxAuditSpec, quant: QuantSpec) -> tuple[Path, QuantFile]:
+def download_gguf(spec: FluxAuditSpec, quant: QuantSpec) -> Path:
     from huggingface_hub import hf_hub_download
 
-    path = Path(hf_hub_download(repo_id=spec.model.gguf_repo, filename=quant.file, revision=spec.model.revision))
+    return Path(hf_hub_download(repo_id=spec.model.gguf_repo, filename=quant.file, revision=spec.model.revision))
+
+
+def describe_gguf(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> QuantFile:
+    """sha256, size and tensor types of a downloaded file, checked against the spec.
+    Hashing 13 GB takes ~13 s, so the runner does it beside the model loading
+    (hashlib releases the GIL)."""
     digest = sha256_file(path)
     size = path.stat().st_size
     if quant.sha256 is not None and digest != quant.sha256:
@@ -88,7 +94,7 @@ def download_gguf(spec: FluxAuditSpec, quant: QuantSpec) -> tuple[Path, QuantFil
         raise GroupInputError(
             f"quants[{quant.label}].file {quant.file} (sha256 {digest}, {size} bytes) is not a readable GGUF file: {exc}"
         ) from None
-    return path, QuantFile(
+    return QuantFile(
         label=quant.label,
         file=quant.file,
         repo=spec.model.gguf_repo,
