@@ -35,6 +35,22 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     assert "**go (traceable; speed-up unmeasured)**" in md and "| pipeline |" in md and "| transformer | 1 | 0 |" in md
     assert "Reference: Q8\\_0 (largest GGUF file audited" in md and "### 2. Which guidance" in md
     assert report["quality"]["reference"] == "Q8_0" and len(report["quality"]["cells"]) == 15
+    # First screen: the three answers with their rules, then the pictures, then the details.
+    order = [
+        md.index(h)
+        for h in (
+            "**Recommended:",
+            "Rule: recommended quant",
+            "### 2. Which guidance",
+            "### 3. Is torch.compile worth it",
+            "## Pictures",
+            "](contact_sheet.png)",
+            "](diff_sheet.png)",
+            "## Environment",
+            "## Results matrix",
+        )
+    ]
+    assert order == sorted(order)
 
     second = run_cli("demo", "--out", str(tmp_path / "o2"), "--model-dir", str(model_dir))
     assert second.returncode == 0, second.stderr[-3000:]

@@ -1,6 +1,6 @@
-"""Pictures for the report: the contact sheet and the latency chart.
+"""Pictures for the report: contact sheet, difference sheet, latency and drift charts.
 
-Both are deterministic for the same inputs (no timestamps in PNG metadata), so a
+All are deterministic for the same inputs (no timestamps in PNG metadata), so a
 rebuilt report is byte-identical.
 """
 

@@ -80,7 +80,7 @@ def _ssim(x: float | None) -> str:
     return "—" if x is None else f"{x:.4f}"
 
 
-def _answers(data: ReportData, figures: dict[str, str]) -> list[str]:
+def _answers(data: ReportData) -> list[str]:
     d = data.decisions
     if d is None:
         return []
@@ -152,9 +152,24 @@ def _answers(data: ReportData, figures: dict[str, str]) -> list[str]:
     lines += [""] + [f"- {esc(r)}" for r in d.compile_reasons]
     for note in d.notes:
         lines += ["", f"Note: {esc(note)}."]
-    if "drift" in figures:
-        lines += ["", f"![drift against the reference]({figures['drift']})"]
     lines.append("")
+    return lines
+
+
+FIGURE_CAPTIONS = {
+    "contact_sheet": "Images: quant rows × guidance columns, mask outlined in yellow",
+    "diff_sheet": "|image − reference| per pixel, quant rows × guidance columns, one colour scale for all tiles",
+    "drift": "Drift against the reference across guidance (PSNR, higher is closer)",
+    "latency": "Wall-clock seconds per image",
+}
+
+
+def _pictures(figures: dict[str, str]) -> list[str]:
+    """The pictures right after the answers, so a person can check the numbers at a glance."""
+    lines = ["## Pictures", ""]
+    for key, caption in FIGURE_CAPTIONS.items():
+        if key in figures:
+            lines += [f"**{caption}**", "", f"![{caption}]({figures[key]})", ""]
     return lines
 
 
@@ -222,7 +237,8 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
         f"{spec.repeats} timed repeat(s) per cell, {spec.warmup} warm-up inference(s) per group, "
         f"long side ≤ {spec.max_side} px, {spec.max_sequence_length} T5 tokens",
         "",
-        *_answers(data, figures),
+        *_answers(data),
+        *_pictures(figures),
         "## Environment",
         "",
         *_environment(data.environment),
@@ -291,16 +307,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
             for g in data.groups
         ],
     )
-    if "latency" in figures:
-        lines += ["", f"![latency per image]({figures['latency']})"]
-    if "contact_sheet" in figures:
-        lines += ["", "## Images", "", f"![contact sheet: quant rows × guidance columns]({figures['contact_sheet']})"]
     lines += ["", *_quality_cells(data)]
-    if "diff_sheet" in figures:
-        lines += [
-            "",
-            f"![|image − reference|, quant rows × guidance columns, one colour scale]({figures['diff_sheet']})",
-        ]
     lines += ["", "## torch.compile check", ""]
     cc = data.compile_check
     if cc is None:
