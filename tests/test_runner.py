@@ -236,3 +236,29 @@ def test_text_encoders_are_really_freed_after_encoding(tiny_model) -> None:
     assert not embeds.requires_grad and embeds.grad_fn is None
     assert t5() is None and clip() is None
     assert embeds.shape == (1, audit.spec.max_sequence_length, 32) and pooled.shape == (1, 32)
+
+
+def test_measured_compile_speedup_has_every_figure(tiny_model) -> None:
+    import torch
+    from huggingface_hub import hf_hub_download
+
+    from fluxaudit_runner.compile_check import measure_speedup
+    from fluxaudit_runner.loading import load_transformer
+
+    audit = parse_document(audit_doc(tiny_model, dtype="float32"))
+    path = Path(hf_hub_download(tiny_model.gguf_repo, tiny_model.gguf_files["Q8_0"]))
+    transformer = load_transformer(path, audit.spec, torch.device("cpu"))
+    kwargs = {
+        "hidden_states": torch.randn(1, 16, 384),
+        "encoder_hidden_states": torch.randn(1, 8, 32),
+        "pooled_projections": torch.randn(1, 32),
+        "timestep": torch.tensor([0.5]),
+        "img_ids": torch.zeros(16, 3),
+        "txt_ids": torch.zeros(8, 3),
+        "guidance": torch.tensor([30.0]),
+        "return_dict": False,
+    }
+    # The "eager" dynamo backend keeps this fast on CPU; production uses inductor.
+    out = measure_speedup(transformer, kwargs, torch.device("cpu"), iterations=2, backend="eager")
+    assert out["eagerStepSeconds"] > 0 and out["compiledStepSeconds"] > 0 and out["compileSeconds"] >= 0
+    assert out["speedup"] == pytest.approx(out["eagerStepSeconds"] / out["compiledStepSeconds"])

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch._dynamo
 
 from fluxaudit.results import BreakReason, ExplainResult
 
@@ -31,8 +32,6 @@ def _where(reason: Any) -> str | None:
 
 
 def explain(target: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> ExplainResult:
-    import torch._dynamo
-
     torch._dynamo.reset()
     start = time.perf_counter()
     try:
@@ -66,9 +65,15 @@ def explain(target: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> E
 
 
 def measure_speedup(
-    transformer: torch.nn.Module, kwargs: dict[str, Any], device: torch.device, iterations: int = 5
+    transformer: torch.nn.Module,
+    kwargs: dict[str, Any],
+    device: torch.device,
+    iterations: int = 5,
+    backend: str = "inductor",
 ) -> dict[str, float | None]:
-    """Eager vs ``torch.compile`` on the transformer forward the pipeline makes."""
+    """Eager vs ``torch.compile`` on the transformer forward the pipeline makes: medians
+    of ``iterations`` forwards each, and the first compiled call's extra time as the
+    compile time."""
 
     def sync() -> None:
         if device.type == "cuda":
@@ -83,10 +88,8 @@ def measure_speedup(
         return time.perf_counter() - start
 
     eager = [timed(lambda: transformer(**kwargs)) for _ in range(iterations)]
-    import torch._dynamo
-
     torch._dynamo.reset()
-    compiled = torch.compile(transformer)
+    compiled = torch.compile(transformer, backend=backend)
     try:
         first = timed(lambda: compiled(**kwargs))
         steady = [timed(lambda: compiled(**kwargs)) for _ in range(iterations)]
