@@ -262,3 +262,17 @@ def test_measured_compile_speedup_has_every_figure(tiny_model) -> None:
     out = measure_speedup(transformer, kwargs, torch.device("cpu"), iterations=2, backend="eager")
     assert out["eagerStepSeconds"] > 0 and out["compiledStepSeconds"] > 0 and out["compileSeconds"] >= 0
     assert out["speedup"] == pytest.approx(out["eagerStepSeconds"] / out["compiledStepSeconds"])
+
+
+def test_a_changed_gguf_file_does_not_resume_into_old_cells(tiny_model, tmp_path: Path) -> None:
+    one = [{"label": "Q4_0", "file": tiny_model.gguf_files["Q4_0"]}]
+    audit = parse_document(audit_doc(tiny_model, quants=one, guidanceScales=[2, 30], runId="sha"))
+    storage = LocalStorage(tmp_path)
+    run_group(audit, "Q4_0", storage)
+    path = RunLayout("audit", "sha").partial("Q4_0")
+    data = storage.read_json(path)
+    data["quant"]["sha256"] = "f" * 64  # as if the cells had been computed from another file
+    data["status"], data["cells"] = "running", data["cells"][:1]
+    storage.write_json(path, data)
+    with pytest.raises(ResumeConflict, match="changed since this run started"):
+        run_group(audit, "Q4_0", storage)

@@ -167,6 +167,13 @@ class GroupRunner:
     def _run_loaded(self, partial: Partial, inputs: loading.PreparedInputs) -> None:
         partial.environment = environment.collect(self.device)
         loaded = self._load(inputs)
+        if partial.quant is not None and partial.cells and partial.quant.sha256 != self._quant_file.sha256:
+            self._release(loaded)
+            raise ResumeConflict(
+                f"{self._quant_file.file} changed since this run started (sha256 {partial.quant.sha256[:12]}… → "
+                f"{self._quant_file.sha256[:12]}…): its finished cells came from another file; "
+                "give this audit a new runId or use another output folder"
+            )
         partial.quant = self._quant_file
         partial.load = loaded.load
         self._save(partial)
