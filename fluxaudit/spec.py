@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -451,19 +452,31 @@ def parse_document(doc: Any, source: str = "<spec>") -> FluxAudit:
         raise SpecError(source, errors_from(exc)) from None
 
 
+def parse_text(text: str, source: str) -> FluxAudit:
+    """One YAML (or JSON) document → a validated FluxAudit."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise SpecError(source, [("(yaml)", str(exc).replace("\n", " "))]) from None
+    if len(docs) != 1:
+        raise SpecError(source, [("(document)", f"expected one FluxAudit document, found {len(docs)}")])
+    return parse_document(docs[0], source)
+
+
 def load_file(path: str | Path) -> FluxAudit:
+    """A YAML/JSON file, or ``env:NAME`` for a document held in an environment variable
+    (how a Kubernetes Job receives its spec without another object to grant RBAC on)."""
+    if isinstance(path, str) and path.startswith("env:"):
+        name = path.removeprefix("env:")
+        if name not in os.environ:
+            raise SpecError(path, [("(env)", f"environment variable {name} is not set")])
+        return parse_text(os.environ[name], path)
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise SpecError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise SpecError(str(path), [("(yaml)", str(exc).replace("\n", " "))]) from None
-    if len(docs) != 1:
-        raise SpecError(str(path), [("(document)", f"expected one FluxAudit document, found {len(docs)}")])
-    return parse_document(docs[0], str(path))
+    return parse_text(text, str(path))
 
 
 def safe_segment(value: str) -> bool:

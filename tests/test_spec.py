@@ -153,3 +153,13 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     res = runner.invoke(main, ["validate", str(bad)])
     assert res.exit_code == EXIT_INVALID_SPEC
     assert "spec.steps" in res.output and "spec.quants" in res.output
+
+
+def test_spec_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("FLUXAUDIT_SPEC", json.dumps(BASE))
+    assert load_file("env:FLUXAUDIT_SPEC").metadata.name == "baseline"
+    monkeypatch.delenv("FLUXAUDIT_SPEC")
+    with pytest.raises(SpecError, match="FLUXAUDIT_SPEC is not set"):
+        load_file("env:FLUXAUDIT_SPEC")

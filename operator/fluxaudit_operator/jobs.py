@@ -1,0 +1,189 @@
+"""FluxAudit → one batch/v1 Job per group (pure: no API calls, no clock).
+
+The Job runs the same CLI a user runs locally (``fluxaudit run env:FLUXAUDIT_SPEC
+--quant LABEL``), so the Kubernetes and local modes share one code path.  Names are
+deterministic (``{audit}-{quant}``): a create that meets an existing Job adopts it
+instead of duplicating work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from fluxaudit.spec import FluxAudit
+
+GROUP = "fluxaudit.dev"
+LABEL_AUDIT = f"{GROUP}/audit"
+LABEL_QUANT = f"{GROUP}/quant"
+LABEL_RUN = f"{GROUP}/run-id"
+ANNOTATION_LABEL = f"{GROUP}/quant-label"
+CONTAINER = "runner"
+RUNNER_UID = 10001
+#: the CLI's exit codes for input that no retry can fix (invalid spec, unusable input).
+PERMANENT_EXIT_CODES = (2, 3)
+MAX_NAME = 63
+
+
+def dns_label(value: str) -> str:
+    """Lower-case DNS-1123 label characters only (``Q5_K_S`` → ``q5-k-s``)."""
+    out = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
+    return out or "x"
+
+
+def job_name(audit_name: str, label: str) -> str:
+    """``{audit}-{quant}``, shortened with a hash suffix when over 63 characters."""
+    name = f"{audit_name}-{dns_label(label)}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
+
+
+def labels(audit: FluxAudit, label: str, run_id: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "fluxaudit",
+        "app.kubernetes.io/component": "runner",
+        "app.kubernetes.io/managed-by": "fluxaudit-operator",
+        LABEL_AUDIT: audit.metadata.name,
+        LABEL_QUANT: dns_label(label),
+        LABEL_RUN: run_id,
+    }
+
+
+def spec_document(audit: FluxAudit, run_id: str) -> str:
+    """The document the runner reads: the accepted spec with the run id pinned."""
+    doc = audit.model_dump(by_alias=True, mode="json", exclude={"status"}, exclude_none=True)
+    doc["metadata"] = {"name": audit.metadata.name}
+    doc["spec"]["runId"] = run_id
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def build_job(
+    audit: FluxAudit,
+    label: str,
+    *,
+    namespace: str,
+    uid: str,
+    run_id: str,
+    service_account: str = "fluxaudit-runner",
+    hf_token_secret: str | None = "fluxaudit-hf-token",
+    firebase_secret: str | None = None,
+) -> dict[str, Any]:
+    spec = audit.spec
+    runner = spec.runner
+    meta_labels = labels(audit, label, run_id)
+    env: list[dict[str, Any]] = [
+        {"name": "FLUXAUDIT_SPEC", "value": spec_document(audit, run_id)},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "HF_HOME", "value": "/cache/huggingface"},
+        {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    if hf_token_secret:
+        env.append(
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": "token", "optional": True}},
+            }
+        )
+    if firebase_secret:
+        env.append(
+            {
+                "name": "FIREBASE_CREDENTIALS",
+                "valueFrom": {"secretKeyRef": {"name": firebase_secret, "key": "credentials", "optional": False}},
+            }
+        )
+    resources = runner.resources.model_dump(mode="json")
+    container = {
+        "name": CONTAINER,
+        "image": runner.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["fluxaudit", "run", "env:FLUXAUDIT_SPEC", "--quant", label],
+        "env": env,
+        "resources": {k: {r: str(v) for r, v in vals.items()} for k, vals in resources.items()},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # podFailurePolicy requires it; the Job controller retries
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": firebase_secret is None,  # Workload Identity needs the token
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "runAsGroup": RUNNER_UID,
+            "fsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": dict(runner.node_selector),
+        "tolerations": [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in runner.tolerations],
+        "containers": [container],
+        "volumes": [
+            {"name": "cache", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+        ],
+    }
+    if runner.priority_class_name:
+        pod_spec["priorityClassName"] = runner.priority_class_name
+    job_labels = dict(meta_labels)
+    if runner.queue_name:
+        job_labels["kueue.x-k8s.io/queue-name"] = runner.queue_name
+    job_spec: dict[str, Any] = {
+        "backoffLimit": runner.backoff_limit,
+        "activeDeadlineSeconds": runner.active_deadline_seconds,
+        "ttlSecondsAfterFinished": runner.ttl_seconds_after_finished,
+        "podFailurePolicy": {
+            "rules": [
+                # Spot preemption and node drains are not the runner's fault: retry for free.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                # Bad spec or unusable input: retrying cannot help.
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": list(PERMANENT_EXIT_CODES),
+                    },
+                },
+            ]
+        },
+        "template": {"metadata": {"labels": meta_labels}, "spec": pod_spec},
+    }
+    if runner.queue_name:
+        job_spec["suspend"] = True  # Kueue admits the Job by unsuspending it
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(audit.metadata.name, label),
+            "namespace": namespace,
+            "labels": job_labels,
+            "annotations": {ANNOTATION_LABEL: label},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/v1alpha1",
+                    "kind": "FluxAudit",
+                    "name": audit.metadata.name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
+
+
+def build_jobs(audit: FluxAudit, *, namespace: str, uid: str, run_id: str, **kwargs: Any) -> list[dict[str, Any]]:
+    return [
+        build_job(audit, label, namespace=namespace, uid=uid, run_id=run_id, **kwargs)
+        for label in audit.spec.group_labels()
+    ]
