@@ -1,0 +1,156 @@
+"""Observed Jobs and partials → FluxAudit status (pure).
+
+Conditions follow the Kubernetes API conventions that kstatus, Argo CD and Flux read:
+``Reconciling`` while work is in flight, ``Stalled`` when it cannot progress,
+``Ready``/``Succeeded`` at the end, each with ``observedGeneration``, a reason in
+CamelCase and a human message.  Per-group counts in the spirit of JobSet's status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+GroupPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+AuditPhase = Literal["Pending", "Running", "Aggregating", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class GroupObservation:
+    label: str
+    job_name: str
+    job: dict[str, Any] | None  # the Job as read from the API, None if not (yet) there
+    partial: dict[str, Any] | None  # the group's partial JSON, None if not written yet
+
+
+def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def group_status(obs: GroupObservation) -> dict[str, Any]:
+    job_status = (obs.job or {}).get("status") or {}
+    partial = obs.partial or {}
+    phase: GroupPhase = "Pending"
+    message = ""
+    if obs.job is not None:
+        failed = _job_condition(obs.job, "Failed")
+        if _job_condition(obs.job, "Complete"):
+            phase = "Succeeded"
+        elif failed:
+            phase = "Failed"
+            message = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".strip(": ")
+            if partial.get("error"):
+                message = f"{message}; runner: {partial['error']}" if message else partial["error"]
+        elif job_status.get("active") or job_status.get("startTime"):
+            phase = "Running"
+    cells_total = partial.get("cellsTotal", 0)
+    cells_done = len(partial.get("cells") or [])
+    out: dict[str, Any] = {
+        "quant": obs.label,
+        "job": obs.job_name,
+        "phase": phase,
+        "cellsDone": cells_done,
+        "cellsTotal": cells_total,
+        "attempts": int(job_status.get("failed", 0))
+        + int(job_status.get("succeeded", 0))
+        + int(job_status.get("active", 0)),
+    }
+    for src, dst in (("startTime", "startedAt"), ("completionTime", "finishedAt")):
+        if job_status.get(src):
+            out[dst] = job_status[src]
+    if message:
+        out["message"] = message[:1000]
+    return out
+
+
+def _condition(kind: str, status: bool, reason: str, message: str, generation: int, now: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": now,
+    }
+
+
+def merge_conditions(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep ``lastTransitionTime`` where a condition's status did not change."""
+    before = {c["type"]: c for c in old or []}
+    out = []
+    for c in new:
+        prev = before.get(c["type"])
+        if prev is not None and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
+            c = {**c, "lastTransitionTime": prev["lastTransitionTime"]}
+        out.append(c)
+    return out
+
+
+def audit_status(
+    generation: int,
+    groups: list[dict[str, Any]],
+    now: str,
+    *,
+    report_ready: bool = False,
+    spec_error: str | None = None,
+    previous_conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The whole status block (minus report fields, which the aggregation step adds)."""
+    done = sum(g["cellsDone"] for g in groups)
+    total = sum(g["cellsTotal"] for g in groups)
+    failed = [g["quant"] for g in groups if g["phase"] == "Failed"]
+    finished = [g for g in groups if g["phase"] in ("Succeeded", "Failed")]
+    if spec_error is not None:
+        phase: AuditPhase = "Failed"
+        conds = [
+            _condition("Stalled", True, "InvalidSpec", spec_error, generation, now),
+            _condition(
+                "Reconciling", False, "InvalidSpec", "fix the spec and re-create the FluxAudit", generation, now
+            ),
+            _condition("Ready", False, "InvalidSpec", spec_error, generation, now),
+            _condition("Succeeded", False, "InvalidSpec", spec_error, generation, now),
+        ]
+    elif groups and len(finished) == len(groups) and report_ready:
+        ok = not failed
+        phase = "Succeeded" if ok else "Failed"
+        msg = (
+            f"{len(groups)} groups done, report ready"
+            if ok
+            else f"groups failed: {', '.join(failed)}; partial report ready"
+        )
+        reason = "AuditSucceeded" if ok else "GroupsFailed"
+        conds = [
+            _condition("Ready", ok, reason, msg, generation, now),
+            _condition("Succeeded", ok, reason, msg, generation, now),
+            _condition("Reconciling", False, reason, msg, generation, now),
+            _condition("Stalled", not ok, reason, msg, generation, now),
+        ]
+    elif groups and len(finished) == len(groups):
+        phase = "Aggregating"
+        msg = "all groups ended; building the report"
+        conds = [
+            _condition("Reconciling", True, "Aggregating", msg, generation, now),
+            _condition("Ready", False, "Aggregating", msg, generation, now),
+            _condition("Stalled", False, "Aggregating", msg, generation, now),
+        ]
+    else:
+        running = any(g["phase"] == "Running" for g in groups)
+        phase = "Running" if running or done else "Pending"
+        msg = f"{done}/{total} cells, {len(finished)}/{len(groups)} groups ended" + (
+            f"; failed: {', '.join(failed)}" if failed else ""
+        )
+        conds = [
+            _condition("Reconciling", True, "GroupsRunning" if running else "GroupsPending", msg, generation, now),
+            _condition("Ready", False, "InProgress", msg, generation, now),
+            _condition("Stalled", False, "InProgress", msg, generation, now),
+        ]
+    return {
+        "observedGeneration": generation,
+        "phase": phase,
+        "progress": f"{done}/{total}",
+        "groups": groups,
+        "conditions": merge_conditions(previous_conditions or [], conds),
+    }
