@@ -25,6 +25,7 @@ import click
 import yaml
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .spec import FluxAudit, SpecError, load_file
@@ -50,9 +51,9 @@ def _load_or_exit(path: str) -> FluxAudit:
     try:
         return load_file(path)
     except SpecError as exc:
-        console.print(f"[red]invalid spec[/red] {exc.source}: {len(exc.errors)} error(s)")
+        console.print(f"[red]invalid spec[/red] {escape(exc.source)}: {len(exc.errors)} error(s)")
         for field, msg in exc.errors:
-            console.print(f"  [bold]{field}[/bold]: {msg}", markup=True, highlight=False)
+            console.print(f"  [bold]{escape(field)}[/bold]: {escape(msg)}", highlight=False)
         sys.exit(EXIT_INVALID_SPEC)
 
 
@@ -93,7 +94,7 @@ def _run(audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool
     except Exception as exc:
         if type(exc).__name__ != "CredentialsError":
             raise
-        console.print(f"[red]credentials[/red]: {exc}")
+        console.print(f"[red]credentials[/red]: {escape(str(exc))}")
         return EXIT_BAD_INPUT
     labels = list(only) or groups
     start = time.perf_counter()
@@ -114,16 +115,16 @@ def _run(audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool
         try:
             outcome = run_audit(audit, storage, only=only or None, progress=on_progress, report=report)
         except (AssetError, ResumeConflict) as exc:
-            console.print(f"[red]cannot run this audit[/red]: {exc}")
+            console.print(f"[red]cannot run this audit[/red]: {escape(str(exc))}")
             return EXIT_BAD_INPUT
         except Exception as exc:
             # Storage outages past the retry deadline may pass on a retry; bad credentials will not.
             name = type(exc).__name__
             if name == "StorageUnavailable":
-                console.print(f"[red]storage unavailable[/red]: {exc}")
+                console.print(f"[red]storage unavailable[/red]: {escape(str(exc))}")
                 return EXIT_GROUPS_FAILED
             if name == "CredentialsError":
-                console.print(f"[red]credentials[/red]: {exc}")
+                console.print(f"[red]credentials[/red]: {escape(str(exc))}")
                 return EXIT_BAD_INPUT
             raise
     elapsed = time.perf_counter() - start
@@ -138,7 +139,7 @@ def _run(audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool
         )
         click.echo(str(report_path))
     for label, err in outcome.failures.items():
-        console.print(f"[red]group {label} failed[/red]: {err}")
+        console.print(f"[red]group {label} failed[/red]: {escape(err)}")
     if not outcome.failures:
         return EXIT_OK
     # Only bad input everywhere is permanent (a Job must not retry it); anything else may pass on retry.
@@ -181,7 +182,7 @@ def _stored_audit(raw: bytes, source: str) -> FluxAudit:
     try:
         return parse_document(json.loads(raw), source)
     except (SpecError, ValueError) as exc:
-        console.print(f"[red]{source}[/red]: not a stored audit document: {exc}")
+        console.print(f"[red]{source}[/red]: not a stored audit document: {escape(str(exc))}")
         sys.exit(EXIT_INVALID_SPEC)
 
 

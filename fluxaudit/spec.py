@@ -213,7 +213,7 @@ class QualitySpec(_Model):
 class CompileCheckSpec(_Model):
     """The torch.compile viability check, run after the matrix."""
 
-    enabled: bool = True
+    enabled: Annotated[bool, Field(description="Run torch._dynamo.explain on the pipeline and the transformer.")] = True
     quant: Annotated[str | None, Field(default=None, description="Quant label to check; default the first quant.")] = (
         None
     )
@@ -221,31 +221,58 @@ class CompileCheckSpec(_Model):
 
 
 class Toleration(_Model):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    """A pod toleration, as in core/v1 (lets runner pods onto tainted GPU nodes)."""
+
+    key: Annotated[str | None, Field(description="Taint key to tolerate, e.g. nvidia.com/gpu.")] = None
+    operator: Annotated[Literal["Exists", "Equal"] | None, Field(description="Exists or Equal.")] = None
+    value: Annotated[str | None, Field(description="Taint value (with operator Equal).")] = None
+    effect: Annotated[
+        Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None, Field(description="Taint effect to tolerate.")
+    ] = None
+    toleration_seconds: Annotated[int | None, Field(description="With NoExecute: how long the pod stays.")] = None
 
 
 class ResourceSpec(_Model):
+    """Requests and limits of the runner container, as in core/v1."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    requests: dict[str, str | int] = Field(default_factory=lambda: {"cpu": "4", "memory": "28Gi"})
-    limits: dict[str, str | int] = Field(default_factory=lambda: {"memory": "30Gi", "nvidia.com/gpu": 1})
+    requests: dict[str, str | int] = Field(
+        default_factory=lambda: {"cpu": "4", "memory": "28Gi"}, description="Resource requests, e.g. cpu: 4."
+    )
+    limits: dict[str, str | int] = Field(
+        default_factory=lambda: {"memory": "30Gi", "nvidia.com/gpu": 1},
+        description="Resource limits; nvidia.com/gpu: 1 claims the GPU.",
+    )
 
 
 class RunnerSpec(_Model):
     """How the Kubernetes Job of each quant group runs (ignored in local mode)."""
 
-    image: str = "ghcr.io/fluxaudit/runner:0.1.0"
-    node_selector: dict[str, str] = Field(default_factory=lambda: {"cloud.google.com/gke-accelerator": "nvidia-l4"})
-    tolerations: tuple[Toleration, ...] = (Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),)
-    resources: ResourceSpec = Field(default_factory=ResourceSpec)
-    backoff_limit: Annotated[int, Field(ge=0, le=20)] = 3
-    active_deadline_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 4 * 3600
-    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] = 24 * 3600
-    priority_class_name: str | None = None
-    queue_name: str | None = None
+    image: Annotated[str, Field(min_length=1, description="Runner container image (CUDA build of torch inside).")] = (
+        "ghcr.io/fluxaudit/runner:0.1.0"
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"cloud.google.com/gke-accelerator": "nvidia-l4"},
+        description="Node labels the runner pods need; default the GKE L4 pool.",
+    )
+    tolerations: tuple[Toleration, ...] = Field(
+        default=(Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),),
+        description="Tolerations for the GPU nodes' taints.",
+    )
+    resources: ResourceSpec = Field(default_factory=ResourceSpec, description="Container resources.")
+    backoff_limit: Annotated[
+        int, Field(ge=0, le=20, description="Retries of a failed runner pod (preemptions do not count).")
+    ] = 3
+    active_deadline_seconds: Annotated[
+        int, Field(ge=60, le=7 * 24 * 3600, description="Hard time limit of each group's Job.")
+    ] = 4 * 3600
+    ttl_seconds_after_finished: Annotated[
+        int, Field(ge=0, description="Seconds a finished Job is kept before the cluster deletes it.")
+    ] = 24 * 3600
+    priority_class_name: Annotated[str | None, Field(description="PriorityClass of the runner pods.")] = None
+    queue_name: Annotated[
+        str | None, Field(description="Kueue LocalQueue: Jobs start suspended and Kueue admits them.")
+    ] = None
 
 
 class StorageSpec(_Model):
@@ -276,12 +303,24 @@ class FluxAuditSpec(_Model):
 
     input: InputSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
-    quants: Annotated[tuple[QuantSpec, ...], Field(min_length=1, max_length=MAX_LIST)] = Field(
-        default_factory=default_quants
-    )
-    guidance_scales: Annotated[tuple[float, ...], Field(min_length=1, max_length=MAX_LIST)] = DEFAULT_GUIDANCE
-    steps: Annotated[int, Field(ge=1, le=200)] = DEFAULT_STEPS
-    seeds: Annotated[tuple[int, ...], Field(min_length=1, max_length=MAX_LIST)] = (0,)
+    quants: Annotated[
+        tuple[QuantSpec, ...],
+        Field(min_length=1, max_length=MAX_LIST, description="GGUF files to audit, one group (Job) each."),
+    ] = Field(default_factory=default_quants)
+    guidance_scales: Annotated[
+        tuple[float, ...],
+        Field(
+            min_length=1,
+            max_length=MAX_LIST,
+            description="Guidance scales to sweep (each > 0 and <= 100, unique).",
+            json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}},
+        ),
+    ] = DEFAULT_GUIDANCE
+    steps: Annotated[int, Field(ge=1, le=200, description="Denoising steps of every cell.")] = DEFAULT_STEPS
+    seeds: Annotated[
+        tuple[int, ...],
+        Field(min_length=1, max_length=MAX_LIST, description="Generator seeds; every guidance runs with each."),
+    ] = (0,)
     repeats: Annotated[int, Field(ge=1, le=20, description="Timed runs per cell; images come from the first.")] = 1
     warmup: Annotated[int, Field(ge=0, le=10, description="Untimed inferences before the sweep.")] = 1
     max_side: Annotated[
@@ -289,7 +328,10 @@ class FluxAuditSpec(_Model):
         Field(ge=64, le=2048, description="The image is resized so its long side is at most this (multiples of 16)."),
     ] = 1024
     max_sequence_length: Annotated[int, Field(ge=16, le=512, description="T5 prompt tokens.")] = 512
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: Annotated[
+        Literal["bfloat16", "float16", "float32"],
+        Field(description="Compute dtype; float32 separates quants more finely than bf16 noise allows."),
+    ] = "bfloat16"
     reference: Annotated[
         str | None,
         Field(

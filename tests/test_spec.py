@@ -153,6 +153,10 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     res = runner.invoke(main, ["validate", str(bad)])
     assert res.exit_code == EXIT_INVALID_SPEC
     assert "spec.steps" in res.output and "spec.quants" in res.output
+    # Patterns are printed whole (no bracket eaten as terminal markup).
+    bad.write_text(yaml.safe_dump(doc(storage={"bucket": "BAD"})))
+    res = runner.invoke(main, ["validate", str(bad)])
+    assert "^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$" in res.output
 
 
 def test_spec_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
