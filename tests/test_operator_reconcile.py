@@ -88,3 +88,17 @@ def test_invalid_spec_is_a_permanent_stalled_status() -> None:
         and "spec.steps" in stalled["message"]
         and "spec.quants" in stalled["message"]
     )
+
+
+def test_the_operator_side_never_imports_torch() -> None:
+    """DESIGN: the operator image stays small; only the runner carries CUDA."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fluxaudit.cli, fluxaudit.report, fluxaudit.storage.firebase, fluxaudit_operator.reconcile, "
+        "fluxaudit_operator.crd; bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

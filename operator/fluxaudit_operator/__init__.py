@@ -1,0 +1,1 @@
+"""The FluxAudit operator: CRD, FluxAudit → Jobs, observations → status (pure core)."""

@@ -1,0 +1,1 @@
+"""The GPU runner: one quant group per call, on the real diffusers FluxFillPipeline."""
