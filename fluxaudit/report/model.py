@@ -110,7 +110,7 @@ def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
 
 
 def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> ReportData:
-    """``partials`` maps every quant label of the spec to its partial (None if absent)."""
+    """``partials`` maps every group label (the quants, plus bf16 when it is the reference) to its partial (None if absent)."""
     groups: list[GroupSummary] = []
     cells: list[CellSummary] = []
     environment = None
