@@ -8,7 +8,7 @@ Nothing here is optional by accident: a ``None`` means "not measurable here"
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -129,6 +129,8 @@ class Partial(_Schema):
     width: int
     prompt: str
     environment: Environment | None = None
+    #: the loaded transformer's config (layers, heads, widths): FLOPs per step come from it.
+    transformer_config: dict[str, Any] | None = None
     load: LoadTimings | None = None
     cells: list[Cell] = Field(default_factory=list)
     cells_total: int

@@ -63,6 +63,9 @@ def test_all_three_quants_and_report(tiny_model, tmp_path: Path) -> None:
     assert "## Results matrix" in md and md.count("| Q5\\_K\\_S | ") >= 3
     doc = json.loads(storage.read_bytes(report.paths["json"]))
     assert doc["schemaVersion"] == 1 and len(doc["cells"]) == 6 and doc["complete"] is True
+    util = doc["groups"][0]["utilisation"]
+    assert util["flopsPerStep"] > 1e6 and util["achievedTflops"] > 0 and util["fractionOfPeak"] is None  # CPU
+    assert "### Utilisation" in md and "CPU run: no GPU peak" in md
     # Quants differ in weights, so their images differ; the same quant twice does not.
     shas = {c["imageSha256"] for c in doc["cells"]}
     assert len(shas) == 6

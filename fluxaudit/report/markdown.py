@@ -216,6 +216,38 @@ def _quality_cells(data: ReportData) -> list[str]:
     return lines
 
 
+def _utilisation_table(data: ReportData) -> list[str]:
+    env = data.environment or {}
+    gpu = env.get("gpuName")
+    rows = []
+    for g in data.groups:
+        u = g.utilisation
+        if not u:
+            continue
+        rows.append(
+            [
+                esc(g.label),
+                f"{u['flopsPerStep'] / 1e12:.2f}",
+                _s(g.median_seconds_per_step, 4),
+                "—" if u["achievedTflops"] is None else f"{u['achievedTflops']:.1f}",
+                "—" if u["fractionOfPeak"] is None else f"{u['fractionOfPeak']:.0%}",
+            ]
+        )
+    if not rows:
+        return []
+    peak = next((g.utilisation["peakTflops"] for g in data.groups if g.utilisation), None)
+    where = (
+        f"{esc(gpu)}, dense bf16 peak {peak:g} TFLOP/s (datasheet)"
+        if gpu and peak
+        else f"{esc(gpu)}: no bf16 peak known for this GPU"
+        if gpu
+        else "CPU run: no GPU peak to compare with"
+    )
+    lines = ["### Utilisation", "", f"Transformer FLOPs per step from its config and the token counts; {where}.", ""]
+    lines += _table(["Quant", "TFLOP per step", "Median s/step", "Achieved TFLOP/s", "Of peak"], rows)
+    return lines
+
+
 def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> str:
     spec = data.audit.spec
     inp = spec.input
@@ -307,6 +339,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
             for g in data.groups
         ],
     )
+    lines += ["", *_utilisation_table(data)]
     lines += ["", *_quality_cells(data)]
     lines += ["", "## torch.compile check", ""]
     cc = data.compile_check

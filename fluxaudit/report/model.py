@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from ..results import Cell, Partial
 from ..spec import FluxAudit
+from ..utilisation import FluxShape, tokens, transformer_flops, utilisation
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -54,6 +55,8 @@ class GroupSummary:
     max_peak_memory_bytes: int | None
     attempts: int
     cleanup: dict[str, Any] | None
+    #: FLOPs per step, achieved TFLOP/s at the median step, fraction of the GPU's bf16 peak.
+    utilisation: dict[str, float | None] | None = None
 
 
 @dataclass
@@ -107,6 +110,15 @@ def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
             )
         )
     return out
+
+
+def _utilisation(p: Partial, audit: FluxAudit, summaries: list[CellSummary]) -> dict[str, float | None] | None:
+    if p.transformer_config is None or not summaries:
+        return None
+    image_tokens, text_tokens = tokens(p.height, p.width, audit.spec.max_sequence_length)
+    flops = transformer_flops(FluxShape.from_config(p.transformer_config), image_tokens, text_tokens)
+    step = statistics.median(s.seconds_per_step for s in summaries)
+    return utilisation(flops, step, p.environment.gpu_name if p.environment else None)
 
 
 def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> ReportData:
@@ -168,6 +180,7 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
                 max_peak_memory_bytes=max((s.peak_memory_bytes for s in summaries), default=None),
                 attempts=p.attempts,
                 cleanup=p.cleanup.to_json() if p.cleanup else None,
+                utilisation=_utilisation(p, audit, summaries),
             )
         )
     return ReportData(

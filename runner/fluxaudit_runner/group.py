@@ -175,6 +175,11 @@ class GroupRunner:
                 "give this audit a new runId or use another output folder"
             )
         partial.quant = self._quant_file
+        partial.transformer_config = {
+            k: loaded.transformer.config[k]
+            for k in ("num_layers", "num_single_layers", "num_attention_heads", "attention_head_dim", "in_channels",
+                      "out_channels", "joint_attention_dim")
+        }  # fmt: skip
         partial.load = loaded.load
         self._save(partial)
         try:
