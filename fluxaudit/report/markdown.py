@@ -372,7 +372,8 @@ def render_markdown(data: ReportData, link: LinkFn, figures: dict[str, str]) -> 
             lines += [
                 "",
                 f"Measured: eager {_ms(sp.get('eagerStepSeconds'))} ms/forward, compiled "
-                f"{_ms(sp.get('compiledStepSeconds'))} ms/forward, compile {_s(sp.get('compileSeconds'), 1)} s.",
+                f"{_ms(sp.get('compiledStepSeconds'))} ms/forward, compile {_s(sp.get('compileSeconds'), 1)} s; "
+                f"compiled output vs eager: {_db(sp.get('outputPsnrDb'))} dB PSNR.",
             ]
     lines += [
         "",

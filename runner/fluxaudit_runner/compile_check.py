@@ -15,9 +15,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch._dynamo
 
+from fluxaudit.quality import psnr
 from fluxaudit.results import BreakReason, ExplainResult
 
 MAX_REASONS = 5
@@ -72,8 +74,9 @@ def measure_speedup(
     backend: str = "inductor",
 ) -> dict[str, float | None]:
     """Eager vs ``torch.compile`` on the transformer forward the pipeline makes: medians
-    of ``iterations`` forwards each, and the first compiled call's extra time as the
-    compile time."""
+    of ``iterations`` forwards each, the first compiled call's extra time as the
+    compile time, and how far the compiled output drifts from eager (PSNR over the
+    eager output's range; inf when bit-identical)."""
 
     def sync() -> None:
         if device.type == "cuda":
@@ -87,19 +90,29 @@ def measure_speedup(
         sync()
         return time.perf_counter() - start
 
+    def output(fn: Callable[..., Any]) -> np.ndarray:
+        with torch.no_grad():
+            out = fn(**kwargs)
+        out = out[0] if isinstance(out, tuple) else getattr(out, "sample", out)
+        return out.detach().float().cpu().numpy()
+
     eager = [timed(lambda: transformer(**kwargs)) for _ in range(iterations)]
+    reference = output(transformer)
     torch._dynamo.reset()
     compiled = torch.compile(transformer, backend=backend)
     try:
         first = timed(lambda: compiled(**kwargs))
         steady = [timed(lambda: compiled(**kwargs)) for _ in range(iterations)]
+        drift = output(compiled)
     finally:
         torch._dynamo.reset()
     eager_s = statistics.median(eager)
     compiled_s = statistics.median(steady)
+    span = float(reference.max() - reference.min()) or 1.0
     return {
         "eagerStepSeconds": eager_s,
         "compiledStepSeconds": compiled_s,
         "compileSeconds": max(first - compiled_s, 0.0),
         "speedup": eager_s / compiled_s if compiled_s > 0 else None,
+        "outputPsnrDb": psnr(drift, reference, data_range=span),
     }
