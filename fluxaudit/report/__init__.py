@@ -6,6 +6,7 @@ call the pure builders, write REPORT.md, report.json and the pictures back.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -78,7 +79,9 @@ def _reader(storage: Storage) -> Callable[[str], np.ndarray | None]:
 def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
     data = build_report_data(audit, read_partials(audit, storage))
-    read = _reader(storage)
+    # One decode per stored object: quality reads each reference image once per quant,
+    # and the contact and difference sheets read them all again.
+    read = functools.lru_cache(maxsize=None)(_reader(storage))
     mask = read(layout.input_mask)
     data.decisions = decide(
         audit.spec.reference,
