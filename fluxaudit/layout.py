@@ -88,10 +88,6 @@ class RunLayout:
         return self._path("drift.png")
 
     @property
-    def partials_dir(self) -> str:
-        return self._path("partials")
-
-    @property
     def report_md(self) -> str:
         return self._path("REPORT.md")
 
@@ -106,10 +102,3 @@ class RunLayout:
     @property
     def latency_chart(self) -> str:
         return self._path("latency.png")
-
-    def relative_to_root(self, path: str) -> str:
-        """Path of ``path`` relative to the run folder (for links in REPORT.md)."""
-        prefix = self.root + "/"
-        if not path.startswith(prefix):
-            raise UnsafePathError(f"{path!r} is outside run folder {self.root!r}")
-        return path[len(prefix) :]

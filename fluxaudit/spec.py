@@ -33,7 +33,6 @@ DEFAULT_MASK_TEMPLATE = "users/{userId}/sessions/{sessionId}/mask_auto.png"
 
 #: a label becomes a path segment, a Job name suffix and a Markdown cell, so keep it plain.
 SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-_SAFE_SEGMENT_RE = re.compile(SAFE_SEGMENT)
 RUN_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$"
 REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 GGUF_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*\.gguf$"
@@ -519,7 +518,3 @@ def load_file(path: str | Path) -> FluxAudit:
     except OSError as exc:
         raise SpecError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
     return parse_text(text, str(path))
-
-
-def safe_segment(value: str) -> bool:
-    return bool(_SAFE_SEGMENT_RE.match(value)) and value not in {".", ".."}
