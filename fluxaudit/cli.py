@@ -60,8 +60,10 @@ def _load_or_exit(path: str) -> FluxAudit:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log what each group does.")
 @click.version_option(package_name="fluxaudit")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Audit GGUF quantizations of FLUX.1-Fill: time, memory, quality, torch.compile."""
+    ctx.obj = {"verbose": verbose}
     _setup_logging(verbose)
 
 
@@ -161,8 +163,10 @@ def _where(storage: Any, path: str, hours: float) -> str:
     "out",
     type=click.Path(file_okay=False),
     default=None,
+    envvar="FLUXAUDIT_STORAGE_ROOT",
     help="Local folder for images, partials and the report (default: spec.storage.bucket when set, "
-    "else ./fluxaudit-out); rerunning into it resumes.",
+    "else ./fluxaudit-out); rerunning into it resumes. Env: FLUXAUDIT_STORAGE_ROOT (a volume shared "
+    "with the operator).",
 )
 @click.option("--quant", "only", multiple=True, help="Run only this group (repeatable); skips the report.")
 def run(file: str, out: str | None, only: tuple[str, ...]) -> None:
@@ -233,6 +237,37 @@ def report(target: str, out: str | None, run_id: str | None) -> None:
     built = build_report(audit, storage)
     click.echo(_where(storage, built.paths["report"], audit.spec.storage.signed_url_hours))
     sys.exit(EXIT_OK if built.data.complete else EXIT_GROUPS_FAILED)
+
+
+@main.command()
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch only this namespace (repeatable). Default: FLUXAUDIT_NAMESPACES, else all namespaces.",
+)
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8080/healthz",
+    show_default=True,
+    help="Health endpoint for the pod's liveness probe; empty to disable.",
+)
+@click.option("--log-format", type=click.Choice(["json", "plain", "full"]), default="json", show_default=True)
+@click.pass_context
+def operator(ctx: click.Context, namespaces: tuple[str, ...], liveness: str, log_format: str) -> None:
+    """Run the Kubernetes operator (kopf): one Job per quant for every FluxAudit, status, report."""
+    try:
+        from fluxaudit_operator.config import ConfigError
+        from fluxaudit_operator.main import run as run_operator
+    except ImportError as exc:
+        console.print(f"[red]the operator needs its extra[/red]: pip install 'fluxaudit[operator]' ({exc})")
+        sys.exit(EXIT_INVALID_SPEC)
+    try:
+        run_operator(namespaces, liveness or None, log_format, verbose=bool(ctx.obj and ctx.obj.get("verbose")))
+    except ConfigError as exc:
+        console.print(f"[red]operator configuration[/red]: {escape(str(exc))}")
+        sys.exit(EXIT_INVALID_SPEC)
 
 
 @main.command()

@@ -403,6 +403,11 @@ class FluxAuditSpec(_Model):
                 return q
         raise KeyError(f"no quant labelled {label!r}; have {[q.label for q in self.quants]}")
 
+    @property
+    def cells_per_group(self) -> int:
+        """Images each group makes: every guidance scale × seed × repeat."""
+        return len(self.guidance_scales) * len(self.seeds) * self.repeats
+
     def fingerprint(self) -> str:
         """Hash of everything that changes what a cell computes: a partial written
         under a different fingerprint must not be resumed into this run."""

@@ -12,7 +12,11 @@ BODY: dict[str, Any] = {
     "apiVersion": "fluxaudit.dev/v1alpha1",
     "kind": "FluxAudit",
     "metadata": {"name": "baseline", "namespace": "audits", "uid": "u-1", "generation": 1, "resourceVersion": "7"},
-    "spec": {"input": {"userId": "u1", "sessionId": "D1A406F5"}, "guidanceScales": [2, 30]},
+    "spec": {
+        "input": {"userId": "u1", "sessionId": "D1A406F5"},
+        "guidanceScales": [2, 30],
+        "storage": {"bucket": "proj.appspot.com"},
+    },
 }
 
 
@@ -54,11 +58,14 @@ def test_run_id_is_kept_from_status() -> None:
 
 
 def test_progress_then_aggregation_then_success() -> None:
-    jobs = plan(body(), [], {}, NOW, report_ready=False).create
+    first = plan(body(), [], {}, NOW, report_ready=False)
+    # Before any runner reports, the totals come from the spec: 2 guidance scales × 3 groups.
+    assert first.status["progress"] == "0/6"
+    jobs = first.create
     partials = {"Q4_0": {"cellsTotal": 2, "cells": [{}]}}
     running = [dict(jobs[0], status={"active": 1, "startTime": NOW}), *jobs[1:]]
     p = plan(body(), running, partials, NOW, report_ready=False)
-    assert p.status["phase"] == "Running" and p.status["progress"] == "1/2" and not p.create
+    assert p.status["phase"] == "Running" and p.status["progress"] == "1/6" and not p.create
     done = [finished(j) for j in jobs]
     p = plan(body(), done, {}, NOW, report_ready=False)
     assert p.aggregate and p.status["phase"] == "Aggregating"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fluxaudit.spec import FluxAudit
@@ -61,6 +62,20 @@ def spec_document(audit: FluxAudit, run_id: str) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """What the operator's installation decides for every runner Job (not the FluxAudit's author)."""
+
+    service_account: str = "fluxaudit-runner"
+    #: Secret with key ``token``: the gated black-forest-labs repos need it; optional so public mirrors work.
+    hf_token_secret: str | None = "fluxaudit-hf-token"
+    #: Secret with key ``credentials`` (base64 service-account JSON); unset = Workload Identity.
+    firebase_secret: str | None = None
+    #: A shared filesystem instead of a bucket: mounted at ``storage_root`` from this ReadWriteMany claim.
+    storage_root: str | None = None
+    storage_claim: str | None = None
+
+
 def build_job(
     audit: FluxAudit,
     label: str,
@@ -68,11 +83,13 @@ def build_job(
     namespace: str,
     uid: str,
     run_id: str,
-    service_account: str = "fluxaudit-runner",
-    hf_token_secret: str | None = "fluxaudit-hf-token",
-    firebase_secret: str | None = None,
+    options: JobOptions | None = None,
 ) -> dict[str, Any]:
     spec = audit.spec
+    options = options or JobOptions()
+    service_account = options.service_account
+    hf_token_secret = options.hf_token_secret
+    firebase_secret = options.firebase_secret
     runner = spec.runner
     meta_labels = labels(audit, label, run_id)
     env: list[dict[str, Any]] = [
@@ -96,6 +113,16 @@ def build_job(
                 "valueFrom": {"secretKeyRef": {"name": firebase_secret, "key": "credentials", "optional": False}},
             }
         )
+    volumes: list[dict[str, Any]] = [
+        {"name": "cache", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "cache", "mountPath": "/cache"}, {"name": "tmp", "mountPath": "/tmp"}]
+    if options.storage_root:
+        env.append({"name": "FLUXAUDIT_STORAGE_ROOT", "value": options.storage_root})
+        if options.storage_claim:
+            volumes.append({"name": "results", "persistentVolumeClaim": {"claimName": options.storage_claim}})
+            mounts.append({"name": "results", "mountPath": options.storage_root})
     resources = runner.resources.model_dump(mode="json")
     container = {
         "name": CONTAINER,
@@ -110,7 +137,7 @@ def build_job(
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}, {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",  # podFailurePolicy requires it; the Job controller retries
@@ -126,10 +153,7 @@ def build_job(
         "nodeSelector": dict(runner.node_selector),
         "tolerations": [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in runner.tolerations],
         "containers": [container],
-        "volumes": [
-            {"name": "cache", "emptyDir": {}},
-            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
-        ],
+        "volumes": volumes,
     }
     if runner.priority_class_name:
         pod_spec["priorityClassName"] = runner.priority_class_name

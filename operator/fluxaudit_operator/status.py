@@ -21,6 +21,7 @@ class GroupObservation:
     job_name: str
     job: dict[str, Any] | None  # the Job as read from the API, None if not (yet) there
     partial: dict[str, Any] | None  # the group's partial JSON, None if not written yet
+    planned_cells: int = 0  # what the spec asks for: the total before the runner reports its own
 
 
 def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -46,7 +47,7 @@ def group_status(obs: GroupObservation) -> dict[str, Any]:
                 message = f"{message}; runner: {partial['error']}" if message else partial["error"]
         elif job_status.get("active") or job_status.get("startTime"):
             phase = "Running"
-    cells_total = partial.get("cellsTotal", 0)
+    cells_total = partial.get("cellsTotal") or obs.planned_cells
     cells_done = len(partial.get("cells") or [])
     out: dict[str, Any] = {
         "quant": obs.label,
@@ -154,3 +155,53 @@ def audit_status(
         "groups": groups,
         "conditions": merge_conditions(previous_conditions or [], conds),
     }
+
+
+def with_storage_problem(old: dict[str, Any], generation: int, now: str, reason: str, message: str) -> dict[str, Any]:
+    """Storage (or its credentials) failed: keep what the status knew, say why nothing moves.
+
+    ``Stalled`` so kstatus and Argo CD show it as degraded; the operator keeps retrying,
+    and the next successful pass replaces these conditions.
+    """
+    conds = [
+        _condition("Stalled", True, reason, message, generation, now),
+        _condition("Ready", False, reason, message, generation, now),
+        _condition("Reconciling", True, reason, message, generation, now),
+    ]
+    return {**old, "observedGeneration": generation, "conditions": merge_conditions(old.get("conditions") or [], conds)}
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the FluxAudit: never carries a URL or a credential."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
+    """Events for what changed between two statuses: group phases, then the audit's phase."""
+    events: list[Event] = []
+    before = {g["quant"]: g for g in old.get("groups") or []}
+    for g in new.get("groups") or []:
+        prev = before.get(g["quant"], {}).get("phase", "Pending")
+        if g["phase"] == prev:
+            continue
+        if g["phase"] == "Failed":
+            events.append(Event("Warning", "GroupFailed", f"group {g['quant']} failed: {g.get('message', '')}"[:1000]))
+        elif g["phase"] == "Succeeded":
+            events.append(Event("Normal", "GroupSucceeded", f"group {g['quant']}: {g['cellsDone']} cells done"))
+        elif g["phase"] == "Running":
+            events.append(Event("Normal", "GroupRunning", f"group {g['quant']} is running (Job {g['job']})"))
+    phase, prev_phase = new.get("phase"), old.get("phase")
+    if phase != prev_phase:
+        stalled = next((c for c in new.get("conditions") or [] if c["type"] == "Stalled"), None)
+        if phase == "Succeeded":
+            events.append(Event("Normal", "AuditSucceeded", f"report ready at {new.get('reportPath', '?')}"))
+        elif phase == "Failed":
+            reason = stalled["reason"] if stalled else "AuditFailed"
+            events.append(Event("Warning", reason, (stalled or {}).get("message", "audit failed")[:1000]))
+        elif phase == "Aggregating":
+            events.append(Event("Normal", "Aggregating", "all groups ended; building the report"))
+    return events

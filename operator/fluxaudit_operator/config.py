@@ -1,0 +1,75 @@
+"""The operator's installation settings, from its environment (the Helm chart sets them).
+
+Settings that belong to the cluster — which Secrets hold credentials, which service
+account runs the pods, whether results go to a shared volume — live here rather than in
+the FluxAudit, so an audit's author can neither read nor redirect them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .jobs import JobOptions
+
+ENV_PREFIX = "FLUXAUDIT_"
+
+
+class ConfigError(ValueError):
+    """An operator setting that cannot work; the message names the variable."""
+
+
+def _optional(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    value = env.get(ENV_PREFIX + name, default)
+    return value or None  # an empty value switches the feature off
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float) -> float:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r}: expected a number of seconds") from None
+    if value < low:
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r}: must be at least {low:g} s")
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    jobs: JobOptions = field(default_factory=JobOptions)
+    #: namespaces to watch; empty = all (needs the ClusterRole variant of the RBAC).
+    namespaces: tuple[str, ...] = ()
+    #: the slow timer: reads partials for progress, re-signs report URLs.
+    reconcile_seconds: float = 60.0
+    #: re-sign the report URL once less than this share of its lifetime is left.
+    resign_fraction: float = 0.25
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if env is None else env
+        storage_root = _optional(env, "STORAGE_ROOT", None)
+        storage_claim = _optional(env, "STORAGE_CLAIM", None)
+        if storage_claim and not storage_root:
+            raise ConfigError(
+                f"{ENV_PREFIX}STORAGE_CLAIM is set but {ENV_PREFIX}STORAGE_ROOT is not: "
+                "set the path where the claim is mounted"
+            )
+        if storage_root and not storage_root.startswith("/"):
+            raise ConfigError(f"{ENV_PREFIX}STORAGE_ROOT={storage_root!r}: must be an absolute path")
+        jobs = JobOptions(
+            service_account=_optional(env, "RUNNER_SERVICE_ACCOUNT", "fluxaudit-runner") or "fluxaudit-runner",
+            hf_token_secret=_optional(env, "HF_TOKEN_SECRET", "fluxaudit-hf-token"),
+            firebase_secret=_optional(env, "FIREBASE_SECRET", None),
+            storage_root=storage_root,
+            storage_claim=storage_claim,
+        )
+        namespaces = tuple(n.strip() for n in env.get(ENV_PREFIX + "NAMESPACES", "").split(",") if n.strip())
+        return cls(
+            jobs=jobs,
+            namespaces=namespaces,
+            reconcile_seconds=_seconds(env, "RECONCILE_SECONDS", 60.0, 0.2),
+        )

@@ -1,0 +1,161 @@
+"""One reconcile pass of a FluxAudit: observe, ``plan`` (pure), apply.
+
+The kopf handlers only forward to ``Reconciler.reconcile``.  Blocking work — API
+calls, storage reads, building the report — runs in a worker thread; a per-audit lock
+keeps a Job event and the timer from reconciling the same audit at once.  Events are
+posted from the event loop (kopf's poster lives there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from fluxaudit.layout import RunLayout
+from fluxaudit.report import build_report
+from fluxaudit.spec import API_GROUP, FluxAudit, SpecError
+from fluxaudit.storage import Storage, open_storage
+
+from .aggregate import needs_signing, pinned, report_fields, report_ready
+from .config import OperatorConfig
+from .kube import Kube
+from .reconcile import parse_resource, plan
+from .status import Event, transitions, with_storage_problem
+
+FINISHED = ("Succeeded", "Failed")
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """Our own finalizer and annotation names, and watches that cannot hang silently."""
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = 270  # the API server closes each watch after this
+    settings.watching.client_timeout = 300  # and we drop a stream that went silent anyway
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.posting.level = logging.INFO
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        config: OperatorConfig,
+        kube: Kube,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.config = config
+        self.kube = kube
+        self.logger = logger
+        self.clock = clock
+        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @classmethod
+    def from_env(cls, logger: logging.Logger | logging.LoggerAdapter[Any]) -> Reconciler:
+        return cls(OperatorConfig.from_env(), Kube(), logger)
+
+    async def reconcile(self, namespace: str, name: str, *, from_timer: bool = False) -> None:
+        async with self._locks[(namespace, name)]:
+            body, events, retry = await asyncio.to_thread(self.step, namespace, name, from_timer)
+        for event in events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        if retry:
+            raise kopf.TemporaryError(retry, delay=30)
+
+    def storage_for(self, audit: FluxAudit) -> Storage:
+        return open_storage(audit.spec.storage, self.config.jobs.storage_root)
+
+    def step(self, namespace: str, name: str, from_timer: bool) -> tuple[dict[str, Any], list[Event], str | None]:
+        """One pass: (the audit as read, events to post, a reason to retry soon or None)."""
+        body = self.kube.get_audit(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return body or {}, [], None
+        now = self.clock()
+        old = body.get("status") or {}
+        generation = int(body["metadata"].get("generation") or 1)
+        settled = old.get("phase") in FINISHED and old.get("observedGeneration") == generation
+        if from_timer and settled and not self._resign_due(body, old, now):
+            return body, [], None  # nothing can change any more: no storage or API reads
+        try:
+            return self._step(body, old, generation, now)
+        except Exception as exc:
+            kind = type(exc).__name__
+            if kind not in ("StorageUnavailable", "CredentialsError", "ForeignJob"):
+                raise
+            reason = {"CredentialsError": "StorageCredentials", "ForeignJob": "WaitingForOldJobs"}.get(
+                kind, "StorageUnavailable"
+            )
+            status = with_storage_problem(old, generation, _iso(now), reason, str(exc)[:1000])
+            self.kube.patch_status(namespace, name, status)
+            return body, [Event("Warning", reason, str(exc)[:1000])], f"{reason}: {exc}"
+
+    def _resign_due(self, body: dict[str, Any], old: dict[str, Any], now: datetime) -> bool:
+        try:
+            hours = parse_resource(body).spec.storage.signed_url_hours
+        except SpecError:
+            return False
+        return bool(old.get("reportPath")) and needs_signing(old, now, hours, self.config.resign_fraction)
+
+    def _step(
+        self, body: dict[str, Any], old: dict[str, Any], generation: int, now: datetime
+    ) -> tuple[dict[str, Any], list[Event], str | None]:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        storage: Storage | None = None
+        partials: dict[str, Any] = {}
+        ready = False
+        try:
+            audit: FluxAudit | None = parse_resource(body)
+        except SpecError:
+            audit = None  # plan() turns the errors into the Stalled status
+        if audit is not None and (audit.spec.storage.bucket or self.config.jobs.storage_root):
+            audit = pinned(audit, old.get("runId") or audit.run_id())
+            storage = self.storage_for(audit)
+            layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
+            partials = {label: storage.read_json_or_none(layout.partial(label)) for label in audit.spec.group_labels()}
+            ready = report_ready(audit, storage)
+        jobs = self.kube.list_jobs(namespace, name, meta["uid"]) if audit is not None else []
+        decided = plan(body, jobs, partials, _iso(now), report_ready=ready, options=self.config.jobs)
+        events: list[Event] = []
+        for manifest in decided.create:
+            created = self.kube.create_job(manifest)
+            job = manifest["metadata"]["name"]
+            events.append(
+                Event(
+                    "Normal",
+                    "JobCreated" if created else "JobAdopted",
+                    f"{'created' if created else 'adopted'} Job {job}",
+                )
+            )
+        fresh_report = False
+        if decided.aggregate and audit is not None and storage is not None:
+            self.logger.info("building the report for run %s", audit.run_id())
+            build_report(audit, storage)
+            fresh_report = ready = True
+            decided = plan(body, jobs, partials, _iso(now), report_ready=True, options=self.config.jobs)
+        status = decided.status
+        hours = audit.spec.storage.signed_url_hours if audit is not None else 0
+        finished = ready and status["phase"] in FINISHED and audit is not None and storage is not None
+        if finished and (fresh_report or needs_signing(old, now, hours, self.config.resign_fraction)):
+            assert audit is not None and storage is not None
+            status.update(report_fields(audit, storage, now))
+        events += transitions(old, status)
+        self.kube.patch_status(namespace, name, status)
+        return body, events, None
