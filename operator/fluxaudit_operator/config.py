@@ -66,6 +66,7 @@ class OperatorConfig:
             firebase_secret=_optional(env, "FIREBASE_SECRET", None),
             storage_root=storage_root,
             storage_claim=storage_claim,
+            model_cache_claim=_optional(env, "MODEL_CACHE_CLAIM", None),
         )
         namespaces = tuple(n.strip() for n in env.get(ENV_PREFIX + "NAMESPACES", "").split(",") if n.strip())
         return cls(

@@ -74,6 +74,8 @@ class JobOptions:
     #: A shared filesystem instead of a bucket: mounted at ``storage_root`` from this ReadWriteMany claim.
     storage_root: str | None = None
     storage_claim: str | None = None
+    #: A claim holding the Hugging Face cache (``/cache``): models download once per cluster, not per pod.
+    model_cache_claim: str | None = None
 
 
 def build_job(
@@ -114,7 +116,9 @@ def build_job(
             }
         )
     volumes: list[dict[str, Any]] = [
-        {"name": "cache", "emptyDir": {}},
+        {"name": "cache", "persistentVolumeClaim": {"claimName": options.model_cache_claim}}
+        if options.model_cache_claim
+        else {"name": "cache", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
     ]
     mounts: list[dict[str, Any]] = [{"name": "cache", "mountPath": "/cache"}, {"name": "tmp", "mountPath": "/tmp"}]

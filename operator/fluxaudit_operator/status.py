@@ -139,7 +139,8 @@ def audit_status(
         ]
     else:
         running = any(g["phase"] == "Running" for g in groups)
-        phase = "Running" if running or done else "Pending"
+        started = any(g["phase"] != "Pending" for g in groups)
+        phase = "Running" if started or done else "Pending"
         msg = f"{done}/{total} cells, {len(finished)}/{len(groups)} groups ended" + (
             f"; failed: {', '.join(failed)}" if failed else ""
         )

@@ -178,8 +178,12 @@ class ApiServer(kmock.KubernetesEmulator):
 
     # ---- the store, usable in-loop by controllers (the Job executor) ----------------------
     async def emit(self, rkey: str, kind: str, obj: dict[str, Any]) -> None:
+        # Logged before the first await: the bump and the log entry are one step of the loop,
+        # so the log is ordered by resourceVersion and no watcher can skip an entry.
+        self.events.append(
+            (int(obj["metadata"]["resourceVersion"]), rkey, {"type": kind, "object": copy.deepcopy(obj)})
+        )
         async with self._cond():
-            self.events.append((self.revision, rkey, {"type": kind, "object": copy.deepcopy(obj)}))
             self._cond().notify_all()
 
     def _bump(self, obj: dict[str, Any]) -> None:
@@ -393,7 +397,6 @@ class ApiServer(kmock.KubernetesEmulator):
         assert raw is not None
         labels = label_matcher(request.params.get("labelSelector"))
         fields = field_matcher(request.params.get("fieldSelector"))
-        name = request.name or (request.params.get("fieldSelector") or "").removeprefix("metadata.name=") or None
         timeout = float(request.params.get("timeoutSeconds") or 0) or None
 
         def wanted(obj: dict[str, Any]) -> bool:
@@ -432,7 +435,6 @@ class ApiServer(kmock.KubernetesEmulator):
                     await response.write(json.dumps(gone).encode() + b"\n")
                     return response
                 backlog = []
-        del name
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         self.watchers += 1

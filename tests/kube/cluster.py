@@ -112,6 +112,11 @@ class EmulatedCluster:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
 
+    def bind_claim(self, claim: str, folder: Path) -> None:
+        """Make a PersistentVolumeClaim name resolve to a local folder for the Job executor."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.executor.claims[claim] = folder
+
     def client(self) -> client.ApiClient:
         """The official client, configured as kubectl would be from the kubeconfig."""
         config = client.Configuration(host=self.url)

@@ -46,8 +46,11 @@ class JobExecutor:
     #: how many pods of each Job (namespace/name) were started, for assertions.
     pods_started: dict[str, int] = field(default_factory=dict)
     pods: dict[str, Pod] = field(default_factory=dict)
+    #: PersistentVolumeClaim name → the local folder that plays the volume.
+    claims: dict[str, Path] = field(default_factory=dict)
+    #: what went wrong inside the executor itself (not in a pod), for the test to fail on.
+    errors: list[str] = field(default_factory=list)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    _running: asyncio.Event | None = None
 
     async def run(self) -> None:
         """Follow the Jobs' event log, as the Job controller watches Jobs."""
@@ -81,11 +84,35 @@ class JobExecutor:
         pod.process.send_signal(sig)
         return True
 
-    def _env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
+    def _volumes(self, key: str, attempt: int, pod_spec: dict[str, Any]) -> dict[str, Path]:
+        """mountPath → local folder: emptyDirs are fresh per pod, claims are shared folders."""
+        by_name: dict[str, Path] = {}
+        for vol in pod_spec.get("volumes") or []:
+            if "persistentVolumeClaim" in vol:
+                claim = vol["persistentVolumeClaim"]["claimName"]
+                if claim not in self.claims:
+                    raise LookupError(f"PersistentVolumeClaim {claim} is not bound to a folder")
+                by_name[vol["name"]] = self.claims[claim]
+            else:
+                folder = self.logs / "volumes" / key.replace("/", "_") / str(attempt) / vol["name"]
+                folder.mkdir(parents=True, exist_ok=True)
+                by_name[vol["name"]] = folder
+        container = pod_spec["containers"][0]
+        return {m["mountPath"]: by_name[m["name"]] for m in container.get("volumeMounts") or []}
+
+    @staticmethod
+    def _on_node(value: str, mounts: dict[str, Path]) -> str:
+        """A container path as the node sees it (the pod's filesystem is the node's, plus mounts)."""
+        for mount, local in sorted(mounts.items(), key=lambda m: -len(m[0])):
+            if value == mount or value.startswith(mount.rstrip("/") + "/"):
+                return str(local) + value[len(mount.rstrip("/")) :]
+        return value
+
+    def _env(self, namespace: str, container: dict[str, Any], mounts: dict[str, Path]) -> dict[str, str]:
         env = dict(self.base_env)
         for var in container.get("env") or []:
             if "value" in var:
-                env[var["name"]] = var["value"]
+                env[var["name"]] = self._on_node(var["value"], mounts)
                 continue
             ref = var.get("valueFrom") or {}
             if "fieldRef" in ref:
@@ -115,6 +142,15 @@ class JobExecutor:
         return None
 
     async def _run_job(self, key: str, job: dict[str, Any]) -> None:
+        try:
+            await self._run_pods(key, job)
+        except Exception as exc:
+            import traceback
+
+            self.errors.append(f"{key}: {exc!r}\n{traceback.format_exc()}")
+            raise
+
+    async def _run_pods(self, key: str, job: dict[str, Any]) -> None:
         namespace, name = key.split("/")
         container = job["spec"]["template"]["spec"]["containers"][0]
         backoff_limit = int(job["spec"].get("backoffLimit", 6))
@@ -123,9 +159,10 @@ class JobExecutor:
         while True:
             if (JOBS, namespace, name) not in self.api.store:
                 return
-            env = self._env(namespace, container)
-            command = [sys.executable, "-m", "fluxaudit.cli", *container["command"][1:]]
             self.pods_started[key] = self.pods_started.get(key, 0) + 1
+            mounts = self._volumes(key, self.pods_started[key], job["spec"]["template"]["spec"])
+            env = self._env(namespace, container, mounts)
+            command = [sys.executable, "-m", "fluxaudit.cli", *container["command"][1:]]
             log = (self.logs / f"{namespace}_{name}_{self.pods_started[key]}.log").open("wb")
             process = await asyncio.create_subprocess_exec(
                 *command, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=str(self.logs)
