@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -77,6 +78,23 @@ class Kubectl:
         return [e for e in self.core.list_namespaced_event(NS).items if e.involved_object.name == name]
 
 
+OPERATOR_AGENTS = ("kopf/", "fluxaudit-operator/")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def granted_to_operator() -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples of the operator's ClusterRole in manifests/rbac.yaml."""
+    docs = [d for d in yaml.safe_load_all((ROOT / "manifests" / "rbac.yaml").read_text()) if d]
+    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fluxaudit-operator")
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
 def finished(kubectl: Kubectl, name: str) -> dict[str, Any] | None:
     status = kubectl.status(name)
     return status if status.get("phase") in ("Succeeded", "Failed") and status.get("reportURL") else None
@@ -106,8 +124,12 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
     # One Job per quant, each created once and run by exactly one pod.
     assert sorted(j.metadata.name for j in jobs) == ["baseline-q4-0", "baseline-q5-k-s", "baseline-q8-0"]
     assert all(n == 1 for n in cluster.executor.pods_started.values()) and len(cluster.executor.pods_started) == 3
-    creates = [s for s in cluster.api.served if s[0] == "POST" and s[1] == "batch/v1/jobs"]
+    creates = [s for s in cluster.api.served if s.verb == "create" and s.resource == "jobs"]
     assert len(creates) == 3
+    # Least privilege, checked against what the operator really did: every (group, resource,
+    # verb) it used is granted by manifests/rbac.yaml, and nothing granted goes unused.
+    used = {(s.group, s.resource, s.verb) for s in cluster.api.served if s.agent.startswith(OPERATOR_AGENTS)}
+    assert used == granted_to_operator(), (sorted(used), sorted(granted_to_operator()))
     for job in kubectl.jobs("baseline"):
         owner = job.metadata.owner_references[0]
         assert (owner.kind, owner.name, owner.uid, owner.controller) == (
@@ -153,7 +175,7 @@ def test_operator_killed_mid_audit_a_new_one_finishes_it(tiny_model, cluster: Em
     assert not cluster.executor.errors, cluster.executor.errors
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
     # The new operator adopted the Jobs: none created twice, no pod re-run, one run id.
-    creates = [s for s in cluster.api.served if s[0] == "POST" and s[1] == "batch/v1/jobs"]
+    creates = [s for s in cluster.api.served if s.verb == "create" and s.resource == "jobs"]
     assert len(creates) == 3 and sorted(cluster.executor.pods_started.values()) == [1, 1, 1]
     assert {j.metadata.labels["fluxaudit.dev/run-id"] for j in kubectl.jobs("restart")} == {status["runId"]}
     assert Path(status["reportPath"]).is_file()
@@ -184,7 +206,9 @@ def test_a_failing_group_fails_the_audit_with_a_partial_report(
     assert conditions["Ready"]["status"] == "False" and conditions["Stalled"]["status"] == "True"
     assert "Q8_0" in conditions["Ready"]["message"]
     report = Path(status["reportPath"]).read_text()
-    assert "| Q4\\_0 |" in report and "| Q8\\_0 | flux1-fill-tiny-Q8\\_0.gguf | — | — | failed (GroupInputError" in report
+    assert (
+        "| Q4\\_0 |" in report and "| Q8\\_0 | flux1-fill-tiny-Q8\\_0.gguf | — | — | failed (GroupInputError" in report
+    )
     assert any(e.type == "Warning" and e.reason == "GroupFailed" and "Q8_0" in e.message for e in events)
 
 

@@ -9,6 +9,7 @@ thread so the kopf event loop keeps serving watches.
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from typing import Any
 
 from kubernetes import client, config
@@ -41,6 +42,7 @@ def _owned_by(obj: dict[str, Any], uid: str) -> bool:
 class Kube:
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self.api = api_client or client.ApiClient(load_configuration())
+        self.api.user_agent = f"fluxaudit-operator/{version('fluxaudit')}"  # names us in audit logs
         self.batch = client.BatchV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
 
@@ -79,7 +81,12 @@ class Kube:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        existing = self._json(self.batch.read_namespaced_job(meta["name"], meta["namespace"], _preload_content=False))
+        # Read it back with ``list`` (a verb the operator holds anyway), not ``get``: least privilege.
+        (existing,) = self._json(
+            self.batch.list_namespaced_job(
+                meta["namespace"], field_selector=f"metadata.name={meta['name']}", _preload_content=False
+            )
+        )["items"]
         owner = manifest["metadata"]["ownerReferences"][0]["uid"]
         if not _owned_by(existing, owner):
             raise ForeignJob(

@@ -43,6 +43,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.posting.level = logging.INFO
+    # No watching of CRDs and namespaces for changes: the RBAC then needs no cluster-wide reads
+    # beyond FluxAudits and Jobs (the resources are discovered once, at start).
+    settings.scanning.disabled = True
 
 
 def _now() -> datetime:

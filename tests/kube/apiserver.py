@@ -38,6 +38,24 @@ import kmock
 from kmock._internal import enums, rendering
 
 Key = tuple[str, str | None, str]  # (group/version/plural, namespace, name)
+
+
+@attrs.frozen
+class Served:
+    """One request served from the store, in RBAC's terms (verb on group/resource[/sub])."""
+
+    verb: str
+    group: str
+    resource: str  # plural, or plural/subresource
+    namespace: str | None
+    name: str | None
+    agent: str
+
+    @property
+    def rkey(self) -> str:
+        return self.resource
+
+
 LOG_HORIZON = 100_000
 
 
@@ -144,8 +162,8 @@ class ApiServer(kmock.KubernetesEmulator):
     events: deque[tuple[int, str, dict[str, Any]]] = attrs.field(factory=lambda: deque(maxlen=LOG_HORIZON), init=False)
     revision: int = attrs.field(default=0, init=False)
     changed: asyncio.Condition | None = attrs.field(default=None, init=False)
-    #: every request served from the store, for assertions: (method, resource key, namespace, name).
-    served: list[tuple[str, str, str | None, str | None]] = attrs.field(factory=list, init=False)
+    #: every request served from the store, for assertions (who asked for what).
+    served: list[Served] = attrs.field(factory=list, init=False)
     watchers: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -252,7 +270,24 @@ class ApiServer(kmock.KubernetesEmulator):
         info = self._info(res)
         rkey = self.rkey(res)
         method = request.method.value if request.method else "GET"
-        self.served.append((method, rkey, request.namespace, request.name))
+        verb = {
+            enums.action.WATCH: "watch",
+            enums.action.LIST: "list",
+            enums.action.FETCH: "get",
+            enums.action.CREATE: "create",
+            enums.action.UPDATE: "patch",
+            enums.action.DELETE: "delete",
+        }.get(request.action, "update" if method == "PUT" else method.lower())
+        self.served.append(
+            Served(
+                verb,
+                res.group or "",
+                res.plural + (f"/{request.subresource}" if request.subresource else ""),
+                request.namespace,
+                request.name,
+                request.headers.get("User-Agent", ""),
+            )
+        )
         try:
             if request.action == enums.action.WATCH:
                 return await self._watch(request, rkey)

@@ -1,0 +1,119 @@
+"""The operator's API adapter against the emulated API server: adoption on a name
+conflict, a Job of an older audit with the same name, status writes that never touch
+the spec — and the emulator's own fidelity on what the operator relies on."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from fluxaudit.spec import parse_document
+from fluxaudit_operator.jobs import build_job
+from fluxaudit_operator.kube import ForeignJob, Kube
+from tests.kube.cluster import EmulatedCluster
+
+NS = "audits"
+DOC = {
+    "apiVersion": "fluxaudit.dev/v1alpha1",
+    "kind": "FluxAudit",
+    "metadata": {"name": "a"},
+    "spec": {"input": {"userId": "u", "sessionId": "s"}, "storage": {"bucket": "b-1"}},
+}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
+    with EmulatedCluster(tmp_path, run_pods=False) as c:
+        yield c
+
+
+def _created(cluster: EmulatedCluster) -> dict:
+    return client.CustomObjectsApi(cluster.client()).create_namespaced_custom_object(
+        "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", copy.deepcopy(DOC)
+    )
+
+
+def test_create_then_adopt_never_duplicates(cluster: EmulatedCluster) -> None:
+    kube = Kube(cluster.client())
+    body = _created(cluster)
+    job = build_job(parse_document(DOC), "Q8_0", namespace=NS, uid=body["metadata"]["uid"], run_id="r")
+    assert kube.create_job(job) is True
+    assert kube.create_job(job) is False  # 409 → the same Job, adopted
+    jobs = kube.list_jobs(NS, "a", body["metadata"]["uid"])
+    assert [j["metadata"]["name"] for j in jobs] == ["a-q8-0"]
+    assert kube.list_jobs(NS, "a", "another-uid") == []  # owned by uid, not just labelled
+
+
+def test_a_job_left_by_an_older_audit_is_not_adopted(cluster: EmulatedCluster) -> None:
+    kube = Kube(cluster.client())
+    job = build_job(parse_document(DOC), "Q8_0", namespace=NS, uid="old-uid", run_id="r")
+    assert kube.create_job(job)
+    newer = build_job(parse_document(DOC), "Q8_0", namespace=NS, uid="new-uid", run_id="r")
+    with pytest.raises(ForeignJob, match="earlier FluxAudit"):
+        kube.create_job(newer)
+
+
+def test_status_patch_touches_status_only(cluster: EmulatedCluster) -> None:
+    kube = Kube(cluster.client())
+    body = _created(cluster)
+    kube.patch_status(NS, "a", {"phase": "Running", "spec": "ignored"})
+    now = kube.get_audit(NS, "a")
+    assert now["status"] == {"phase": "Running", "spec": "ignored"}
+    assert now["spec"] == body["spec"] and now["metadata"]["generation"] == 1
+    assert int(now["metadata"]["resourceVersion"]) > int(body["metadata"]["resourceVersion"])
+    assert kube.get_audit(NS, "missing") is None
+
+
+def test_emulator_keeps_spec_and_status_apart_and_counts_generations(cluster: EmulatedCluster) -> None:
+    custom = client.CustomObjectsApi(cluster.client())
+    body = _created(cluster)
+    assert body["metadata"]["uid"] and body["metadata"]["creationTimestamp"] and body["metadata"]["generation"] == 1
+    patched = custom.patch_namespaced_custom_object(
+        "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a", {"spec": {"steps": 4}, "status": {"phase": "x"}}
+    )
+    assert patched["metadata"]["generation"] == 2 and "status" not in patched
+    labelled = custom.patch_namespaced_custom_object(
+        "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a", {"metadata": {"labels": {"team": "ml"}}}
+    )
+    assert labelled["metadata"]["generation"] == 2  # metadata edits do not bump the generation
+    listed = custom.list_namespaced_custom_object(
+        "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", label_selector="team=ml"
+    )
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["a"]
+    assert (
+        custom.list_namespaced_custom_object(
+            "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", label_selector="team in (infra)"
+        )["items"]
+        == []
+    )
+    with pytest.raises(ApiException) as conflict:
+        custom.create_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", copy.deepcopy(DOC))
+    assert conflict.value.status == 409
+
+
+def test_emulator_watch_resumes_from_a_resource_version(cluster: EmulatedCluster) -> None:
+    from kubernetes import watch
+
+    custom = client.CustomObjectsApi(cluster.client())
+    body = _created(cluster)
+    rv = body["metadata"]["resourceVersion"]
+    custom.patch_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a", {"spec": {"steps": 3}})
+    custom.delete_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a")
+    seen = [
+        (e["type"], e["object"]["metadata"]["name"])
+        for e in watch.Watch().stream(
+            custom.list_namespaced_custom_object,
+            "fluxaudit.dev",
+            "v1alpha1",
+            NS,
+            "fluxaudits",
+            resource_version=rv,
+            timeout_seconds=1,
+        )
+    ]
+    assert seen == [("MODIFIED", "a"), ("DELETED", "a")]
