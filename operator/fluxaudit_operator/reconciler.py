@@ -29,6 +29,8 @@ from .reconcile import parse_resource, plan
 from .status import Event, transitions, with_storage_problem
 
 FINISHED = ("Succeeded", "Failed")
+#: storage failures the operator waits out (by class name: google libraries load only when used).
+STORAGE_PROBLEMS = {"StorageUnavailable": "StorageUnavailable", "CredentialsError": "StorageCredentials"}
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -99,12 +101,9 @@ class Reconciler:
         try:
             return self._step(body, old, generation, now)
         except Exception as exc:
-            kind = type(exc).__name__
-            if kind not in ("StorageUnavailable", "CredentialsError", "ForeignJob"):
+            reason = {**STORAGE_PROBLEMS, "ForeignJob": "WaitingForOldJobs"}.get(type(exc).__name__)
+            if reason is None:
                 raise
-            reason = {"CredentialsError": "StorageCredentials", "ForeignJob": "WaitingForOldJobs"}.get(
-                kind, "StorageUnavailable"
-            )
             status = with_storage_problem(old, generation, _iso(now), reason, str(exc)[:1000])
             self.kube.patch_status(namespace, name, status)
             return body, [Event("Warning", reason, str(exc)[:1000])], f"{reason}: {exc}"
@@ -128,12 +127,23 @@ class Reconciler:
             audit: FluxAudit | None = parse_resource(body)
         except SpecError:
             audit = None  # plan() turns the errors into the Stalled status
+        problem: tuple[str, str] | None = None
         if audit is not None and (audit.spec.storage.bucket or self.config.jobs.storage_root):
             audit = pinned(audit, old.get("runId") or audit.run_id())
-            storage = self.storage_for(audit)
             layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
-            partials = {label: storage.read_json_or_none(layout.partial(label)) for label in audit.spec.group_labels()}
-            ready = report_ready(audit, storage)
+            try:
+                storage = self.storage_for(audit)
+                partials = {
+                    label: storage.read_json_or_none(layout.partial(label)) for label in audit.spec.group_labels()
+                }
+                ready = report_ready(audit, storage)
+            except Exception as exc:
+                # The operator cannot see storage; the runners have their own credentials, so their
+                # Jobs still start, and the next pass that can read storage catches up.
+                reason = STORAGE_PROBLEMS.get(type(exc).__name__)
+                if reason is None:
+                    raise
+                problem, storage, partials = (reason, str(exc)[:1000]), None, {}
         jobs = self.kube.list_jobs(namespace, name, meta["uid"]) if audit is not None else []
         decided = plan(body, jobs, partials, _iso(now), report_ready=ready, options=self.config.jobs)
         events: list[Event] = []
@@ -160,5 +170,8 @@ class Reconciler:
             assert audit is not None and storage is not None
             status.update(report_fields(audit, storage, now))
         events += transitions(old, status)
+        if problem is not None:
+            status = with_storage_problem(status, generation, _iso(now), *problem)
+            events.append(Event("Warning", *problem))
         self.kube.patch_status(namespace, name, status)
-        return body, events, None
+        return body, events, (f"{problem[0]}: {problem[1]}" if problem else None)

@@ -165,6 +165,7 @@ class ApiServer(kmock.KubernetesEmulator):
     #: every request served from the store, for assertions (who asked for what).
     served: list[Served] = attrs.field(factory=list, init=False)
     watchers: int = attrs.field(default=0, init=False)
+    closing: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -261,6 +262,12 @@ class ApiServer(kmock.KubernetesEmulator):
         ]
         for k in dependents:
             await self.remove(k)
+
+    async def close_watches(self) -> None:
+        """End every open watch, as an API server does when it shuts down."""
+        self.closing = True
+        async with self._cond():
+            self._cond().notify_all()
 
     # ---- HTTP --------------------------------------------------------------------------
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
@@ -476,15 +483,20 @@ class ApiServer(kmock.KubernetesEmulator):
         try:
             for event in backlog:
                 await response.write(json.dumps(event).encode() + b"\n")
-            while True:
+            while not self.closing:
+                if raw.transport is None or raw.transport.is_closing():
+                    break  # the client hung up (aiohttp does not cancel the handler for us)
                 async with cond:
                     remaining = None if deadline is None else deadline - loop.time()
                     if remaining is not None and remaining <= 0:
                         break
+                    step = 1.0 if remaining is None else min(1.0, remaining)
                     try:
-                        await asyncio.wait_for(cond.wait_for(lambda p=position: self.revision > p), remaining)
+                        await asyncio.wait_for(
+                            cond.wait_for(lambda p=position: self.revision > p or self.closing), step
+                        )
                     except TimeoutError:
-                        break
+                        continue
                     batch = [e for rv, r, e in self.events if rv > position and r == rkey]
                     position = self.revision
                 for event in batch:

@@ -103,6 +103,7 @@ class EmulatedCluster:
             if self._executor_task is not None:
                 self._executor_task.cancel()
             await self.executor.shutdown()
+            await self.api.close_watches()
             await self._server.__aexit__(None, None, None)
             await self.api.__aexit__(None, None, None)
 
