@@ -115,3 +115,37 @@ def test_names_are_dns_labels_and_stable() -> None:
     assert build_job(audit, "Q8_0", namespace="n", uid=UID, run_id="r") == build_job(
         audit, "Q8_0", namespace="n", uid=UID, run_id="r"
     )
+
+
+@pytest.mark.parametrize("version", ["1.29", kubernetes_validate.utils.latest_version()])
+def test_installation_options_render_valid_jobs(version: str) -> None:
+    from fluxaudit_operator.jobs import JobOptions
+
+    options = JobOptions(
+        service_account="runner-wi",
+        hf_token_secret=None,
+        firebase_secret="fb-key",
+        storage_root="/results",
+        storage_claim="results-rwx",
+        model_cache_claim="hf-cache",
+    )
+    job = build_job(
+        parse_document(copy.deepcopy(DOC)), "Q8_0", namespace="audits", uid=UID, run_id="r", options=options
+    )
+    kubernetes_validate.validate(job, version, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert "HF_TOKEN" not in env and env["FIREBASE_CREDENTIALS"]["valueFrom"]["secretKeyRef"]["name"] == "fb-key"
+    assert env["FLUXAUDIT_STORAGE_ROOT"]["value"] == "/results"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["results"]["persistentVolumeClaim"]["claimName"] == "results-rwx"
+    assert volumes["cache"]["persistentVolumeClaim"]["claimName"] == "hf-cache"
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]} == {
+        "cache": "/cache",
+        "tmp": "/tmp",
+        "results": "/results",
+    }
+    assert pod["serviceAccountName"] == "runner-wi" and pod["automountServiceAccountToken"] is False
+    # No credential value in the manifest: only references to Secrets.
+    assert all("value" not in e or e["name"] not in ("HF_TOKEN", "FIREBASE_CREDENTIALS") for e in container["env"])
