@@ -247,12 +247,16 @@ class ResourceSpec(_Model):
 class RunnerSpec(_Model):
     """How the Kubernetes Job of each quant group runs (ignored in local mode)."""
 
-    image: Annotated[str, Field(min_length=1, description="Runner container image (CUDA build of torch inside).")] = (
-        "ghcr.io/fluxaudit/runner:0.1.0"
-    )
+    image: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Runner container image (CUDA build of torch inside). Unset: the operator installation's default (Helm value runner.image).",
+        ),
+    ] = "ghcr.io/fluxaudit/runner:0.1.0"
     node_selector: dict[str, str] = Field(
         default_factory=lambda: {"cloud.google.com/gke-accelerator": "nvidia-l4"},
-        description="Node labels the runner pods need; default the GKE L4 pool.",
+        description="Node labels the runner pods need. Unset: the installation's default, else the GKE L4 pool.",
     )
     tolerations: tuple[Toleration, ...] = Field(
         default=(Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),),
@@ -282,7 +286,7 @@ class StorageSpec(_Model):
         Field(
             default=None,
             pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$",
-            description="GCS bucket name; unset = local folder.",
+            description="GCS bucket name. Unset: the operator installation's default bucket; locally, a folder.",
         ),
     ] = None
     prefix: Annotated[

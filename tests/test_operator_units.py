@@ -90,3 +90,49 @@ def test_storage_problem_keeps_the_progress_and_marks_stalled() -> None:
     assert status["progress"] == "3/6" and status["groups"] == old["groups"]
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert (stalled["status"], stalled["reason"], stalled["observedGeneration"]) == ("True", "StorageUnavailable", 1)
+
+
+def test_installation_defaults_fill_only_what_the_author_left_out() -> None:
+    from fluxaudit_operator.defaults import merge_defaults
+
+    defaults = {
+        "runner": {"image": "registry.local/runner:1", "nodeSelector": {"pool": "l4"}},
+        "storage": {"bucket": "team-bucket"},
+    }
+    spec = {"runner": {"nodeSelector": {"pool": "h100"}}, "storage": {"prefix": "x"}, "steps": 4}
+    merged = merge_defaults(spec, defaults)
+    assert merged["runner"] == {"image": "registry.local/runner:1", "nodeSelector": {"pool": "h100"}}
+    assert merged["storage"] == {"bucket": "team-bucket", "prefix": "x"} and merged["steps"] == 4
+    assert spec["runner"] == {"nodeSelector": {"pool": "h100"}}  # the input is not modified
+
+
+def test_spec_defaults_are_checked_at_start_and_name_the_field() -> None:
+    ok = OperatorConfig.from_env({"FLUXAUDIT_SPEC_DEFAULTS": '{"runner": {"image": "r:1"}}'})
+    assert ok.spec_defaults == {"runner": {"image": "r:1"}}
+    with pytest.raises(ConfigError, match=r"FLUXAUDIT_SPEC_DEFAULTS.runner.backoffLimit"):
+        OperatorConfig.from_env({"FLUXAUDIT_SPEC_DEFAULTS": '{"runner": {"backoffLimit": 99}}'})
+    with pytest.raises(ConfigError, match="not JSON"):
+        OperatorConfig.from_env({"FLUXAUDIT_SPEC_DEFAULTS": "{runner"})
+
+
+def test_plan_applies_installation_defaults_and_ignores_their_changes_later() -> None:
+    from fluxaudit_operator.reconcile import plan
+
+    body = {
+        "apiVersion": "fluxaudit.dev/v1alpha1",
+        "kind": "FluxAudit",
+        "metadata": {"name": "a", "namespace": "n", "uid": "u", "generation": 1},
+        "spec": {"input": {"userId": "u", "sessionId": "s"}, "runner": {"tolerations": []}},
+    }
+    defaults = {"runner": {"image": "registry.local/runner:1", "tolerations": [{"key": "x", "operator": "Exists"}]}}
+    no_bucket = plan(body, [], {}, "2026-11-29T12:00:00Z", report_ready=False, spec_defaults=defaults)
+    assert no_bucket.status["conditions"][0]["reason"] == "InvalidSpec"  # no bucket anywhere
+    defaults["storage"] = {"bucket": "team-bucket"}
+    first = plan(body, [], {}, "2026-11-29T12:00:00Z", report_ready=False, spec_defaults=defaults)
+    pod = first.create[0]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.local/runner:1"
+    assert pod["tolerations"] == []  # the author's empty list wins over the installation's
+    body["status"] = first.status
+    defaults["runner"]["image"] = "registry.local/runner:2"
+    later = plan(body, first.create, {}, "2026-11-29T12:00:00Z", report_ready=False, spec_defaults=defaults)
+    assert later.status["phase"] != "Failed" and not later.create

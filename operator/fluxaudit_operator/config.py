@@ -7,10 +7,15 @@ the FluxAudit, so an audit's author can neither read nor redirect them.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from fluxaudit.spec import API_VERSION, KIND, SpecError, parse_document
+
+from .defaults import merge_defaults
 from .jobs import JobOptions
 
 ENV_PREFIX = "FLUXAUDIT_"
@@ -47,6 +52,8 @@ class OperatorConfig:
     reconcile_seconds: float = 60.0
     #: re-sign the report URL once less than this share of its lifetime is left.
     resign_fraction: float = 0.25
+    #: installation defaults under every FluxAudit's spec (runner image, pool, bucket, …).
+    spec_defaults: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -73,4 +80,25 @@ class OperatorConfig:
             jobs=jobs,
             namespaces=namespaces,
             reconcile_seconds=_seconds(env, "RECONCILE_SECONDS", 60.0, 0.2),
+            spec_defaults=_spec_defaults(env.get(ENV_PREFIX + "SPEC_DEFAULTS", "")),
         )
+
+
+def _spec_defaults(raw: str) -> dict[str, Any]:
+    """Parse and check the defaults now: a typo in a Helm value fails the operator's start, naming it."""
+    name = f"{ENV_PREFIX}SPEC_DEFAULTS"
+    if not raw.strip():
+        return {}
+    try:
+        defaults = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name}: not JSON ({exc})") from None
+    if not isinstance(defaults, dict):
+        raise ConfigError(f'{name}: expected a JSON object of spec fields, e.g. {{"runner": {{"image": ...}}}}')
+    probe = merge_defaults({"input": {"userId": "u", "sessionId": "s"}}, defaults)
+    try:
+        parse_document({"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": "defaults"}, "spec": probe}, name)
+    except SpecError as exc:
+        details = "; ".join(f"{path.replace('spec', name, 1)}: {msg}" for path, msg in exc.errors)
+        raise ConfigError(details) from None
+    return defaults

@@ -17,6 +17,8 @@ import yaml
 from fluxaudit.spec import API_GROUP, KIND, FluxAuditSpec
 
 PLURAL = "fluxaudits"
+#: left without a schema default: the operator's installation defaults apply where these are unset.
+INSTALLATION_DEFAULTED = ("spec.runner", "spec.storage")
 VERSION = "v1alpha1"
 _KEEP = ("description", "pattern", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems", "enum")
 
@@ -58,7 +60,13 @@ def structural(node: dict[str, Any], defs: dict[str, Any], path: str = "spec") -
         out["minimum"], out["exclusiveMinimum"] = node["exclusiveMinimum"], True
     if "exclusiveMaximum" in node:
         out["maximum"], out["exclusiveMaximum"] = node["exclusiveMaximum"], True
-    if "default" in node and node["default"] is not None and _is_scalar_default(node["default"]):
+    installation_default = path.startswith(INSTALLATION_DEFAULTED)
+    if (
+        "default" in node
+        and node["default"] is not None
+        and _is_scalar_default(node["default"])
+        and not installation_default
+    ):
         out["default"] = node["default"]
     kind = node.get("type")
     if kind == "object" or "properties" in node:

@@ -16,6 +16,7 @@ from typing import Any
 
 from fluxaudit.spec import FluxAudit, SpecError, parse_document
 
+from .defaults import merge_defaults
 from .jobs import ANNOTATION_LABEL, JobOptions, build_job, job_name
 from .status import GroupObservation, audit_status, group_status
 
@@ -35,13 +36,17 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_resource(body: dict[str, Any]) -> FluxAudit:
-    """The FluxAudit object as the API returned it (server-set metadata is ignored)."""
+def parse_resource(body: dict[str, Any], spec_defaults: dict[str, Any] | None = None) -> FluxAudit:
+    """The FluxAudit object as the API returned it (server-set metadata is ignored), with the
+    installation's defaults under what its author wrote."""
+    spec = body.get("spec")
+    if spec_defaults and isinstance(spec, dict):
+        spec = merge_defaults(spec, spec_defaults)
     doc = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
         "metadata": {"name": body["metadata"]["name"]},
-        "spec": body.get("spec"),
+        "spec": spec,
     }
     return parse_document(doc, f"FluxAudit {body['metadata'].get('namespace')}/{body['metadata']['name']}")
 
@@ -65,6 +70,7 @@ def plan(
     *,
     report_ready: bool,
     options: JobOptions | None = None,
+    spec_defaults: dict[str, Any] | None = None,
 ) -> Plan:
     """Decide everything one reconcile does.  ``report_ready``: REPORT.md for this run exists."""
     options = options or JobOptions()
@@ -72,14 +78,13 @@ def plan(
     generation = int(meta.get("generation") or 1)
     old_status = body.get("status") or {}
     try:
-        audit = parse_resource(body)
+        audit = parse_resource(body, spec_defaults)
     except SpecError as exc:
         return _stalled(body, "; ".join(f"{path}: {msg}" for path, msg in exc.errors), now)
     if audit.spec.storage.bucket is None and not options.storage_root:
         return _stalled(body, STORAGE_REQUIRED, now)
-    spec_hash = hashlib.sha256(
-        json.dumps(audit.spec.model_dump(by_alias=True, mode="json"), sort_keys=True).encode()
-    ).hexdigest()[:16]
+    # Of what the author wrote: a later change of the installation's defaults is not an edit.
+    spec_hash = hashlib.sha256(json.dumps(body.get("spec"), sort_keys=True).encode()).hexdigest()[:16]
     if old_status.get("specHash") not in (None, spec_hash):
         # The CRD's CEL rule forbids this; an API server without CEL (or an edit of an
         # older CRD version) gets the same answer from the operator.

@@ -110,7 +110,7 @@ class Reconciler:
 
     def _resign_due(self, body: dict[str, Any], old: dict[str, Any], now: datetime) -> bool:
         try:
-            hours = parse_resource(body).spec.storage.signed_url_hours
+            hours = parse_resource(body, self.config.spec_defaults).spec.storage.signed_url_hours
         except SpecError:
             return False
         return bool(old.get("reportPath")) and needs_signing(old, now, hours, self.config.resign_fraction)
@@ -124,7 +124,7 @@ class Reconciler:
         partials: dict[str, Any] = {}
         ready = False
         try:
-            audit: FluxAudit | None = parse_resource(body)
+            audit: FluxAudit | None = parse_resource(body, self.config.spec_defaults)
         except SpecError:
             audit = None  # plan() turns the errors into the Stalled status
         problem: tuple[str, str] | None = None
@@ -145,7 +145,15 @@ class Reconciler:
                     raise
                 problem, storage, partials = (reason, str(exc)[:1000]), None, {}
         jobs = self.kube.list_jobs(namespace, name, meta["uid"]) if audit is not None else []
-        decided = plan(body, jobs, partials, _iso(now), report_ready=ready, options=self.config.jobs)
+        decided = plan(
+            body,
+            jobs,
+            partials,
+            _iso(now),
+            report_ready=ready,
+            options=self.config.jobs,
+            spec_defaults=self.config.spec_defaults,
+        )
         events: list[Event] = []
         for manifest in decided.create:
             created = self.kube.create_job(manifest)
@@ -162,7 +170,15 @@ class Reconciler:
             self.logger.info("building the report for run %s", audit.run_id())
             build_report(audit, storage)
             fresh_report = ready = True
-            decided = plan(body, jobs, partials, _iso(now), report_ready=True, options=self.config.jobs)
+            decided = plan(
+                body,
+                jobs,
+                partials,
+                _iso(now),
+                report_ready=True,
+                options=self.config.jobs,
+                spec_defaults=self.config.spec_defaults,
+            )
         status = decided.status
         hours = audit.spec.storage.signed_url_hours if audit is not None else 0
         finished = ready and status["phase"] in FINISHED and audit is not None and storage is not None
