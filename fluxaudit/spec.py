@@ -308,7 +308,13 @@ class FluxAuditSpec(_Model):
     model: ModelSpec = Field(default_factory=ModelSpec)
     quants: Annotated[
         tuple[QuantSpec, ...],
-        Field(min_length=1, max_length=MAX_LIST, description="GGUF files to audit, one group (Job) each."),
+        Field(
+            min_length=1,
+            max_length=MAX_LIST,
+            description="GGUF files to audit, one group (Job) each.",
+            # A list keyed by label: the API server rejects two quants with one label.
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["label"]},
+        ),
     ] = Field(default_factory=default_quants)
     guidance_scales: Annotated[
         tuple[float, ...],
@@ -316,13 +322,21 @@ class FluxAuditSpec(_Model):
             min_length=1,
             max_length=MAX_LIST,
             description="Guidance scales to sweep (each > 0 and <= 100, unique).",
-            json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}},
+            json_schema_extra={
+                "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                "x-kubernetes-list-type": "set",  # the API server rejects duplicates
+            },
         ),
     ] = DEFAULT_GUIDANCE
     steps: Annotated[int, Field(ge=1, le=200, description="Denoising steps of every cell.")] = DEFAULT_STEPS
     seeds: Annotated[
         tuple[int, ...],
-        Field(min_length=1, max_length=MAX_LIST, description="Generator seeds; every guidance runs with each."),
+        Field(
+            min_length=1,
+            max_length=MAX_LIST,
+            description="Generator seeds; every guidance runs with each.",
+            json_schema_extra={"items": {"type": "integer", "minimum": 0}, "x-kubernetes-list-type": "set"},
+        ),
     ] = (0,)
     repeats: Annotated[int, Field(ge=1, le=20, description="Timed runs per cell; images come from the first.")] = 1
     warmup: Annotated[int, Field(ge=0, le=10, description="Untimed inferences before the sweep.")] = 1

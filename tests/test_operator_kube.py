@@ -69,51 +69,67 @@ def test_status_patch_touches_status_only(cluster: EmulatedCluster) -> None:
     assert kube.get_audit(NS, "missing") is None
 
 
-def test_emulator_keeps_spec_and_status_apart_and_counts_generations(cluster: EmulatedCluster) -> None:
+def _widgets(cluster: EmulatedCluster) -> tuple[client.CustomObjectsApi, dict]:
+    """A schemaless custom resource (FluxAudit's spec is immutable, so generations need another)."""
+    cluster.api.declare("example.dev", "v1", "widgets", "Widget")
     custom = client.CustomObjectsApi(cluster.client())
-    body = _created(cluster)
+    body = {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+    return custom, custom.create_namespaced_custom_object("example.dev", "v1", NS, "widgets", body)
+
+
+W = ("example.dev", "v1", NS, "widgets")
+
+
+def test_emulator_keeps_spec_and_status_apart_and_counts_generations(cluster: EmulatedCluster) -> None:
+    custom, body = _widgets(cluster)
     assert body["metadata"]["uid"] and body["metadata"]["creationTimestamp"] and body["metadata"]["generation"] == 1
-    patched = custom.patch_namespaced_custom_object(
-        "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a", {"spec": {"steps": 4}, "status": {"phase": "x"}}
-    )
+    patched = custom.patch_namespaced_custom_object(*W, "w", {"spec": {"size": 4}, "status": {"phase": "x"}})
     assert patched["metadata"]["generation"] == 2 and "status" not in patched
-    labelled = custom.patch_namespaced_custom_object(
-        "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a", {"metadata": {"labels": {"team": "ml"}}}
-    )
+    labelled = custom.patch_namespaced_custom_object(*W, "w", {"metadata": {"labels": {"team": "ml"}}})
     assert labelled["metadata"]["generation"] == 2  # metadata edits do not bump the generation
-    listed = custom.list_namespaced_custom_object(
-        "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", label_selector="team=ml"
-    )
-    assert [o["metadata"]["name"] for o in listed["items"]] == ["a"]
-    assert (
-        custom.list_namespaced_custom_object(
-            "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", label_selector="team in (infra)"
-        )["items"]
-        == []
-    )
+    listed = custom.list_namespaced_custom_object(*W, label_selector="team=ml")
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["w"]
+    assert custom.list_namespaced_custom_object(*W, label_selector="team in (infra)")["items"] == []
     with pytest.raises(ApiException) as conflict:
-        custom.create_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", copy.deepcopy(DOC))
+        custom.create_namespaced_custom_object(
+            *W, {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}}
+        )
     assert conflict.value.status == 409
 
 
 def test_emulator_watch_resumes_from_a_resource_version(cluster: EmulatedCluster) -> None:
     from kubernetes import watch
 
-    custom = client.CustomObjectsApi(cluster.client())
-    body = _created(cluster)
+    custom, body = _widgets(cluster)
     rv = body["metadata"]["resourceVersion"]
-    custom.patch_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a", {"spec": {"steps": 3}})
-    custom.delete_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a")
+    custom.patch_namespaced_custom_object(*W, "w", {"spec": {"size": 3}})
+    custom.delete_namespaced_custom_object(*W, "w")
     seen = [
         (e["type"], e["object"]["metadata"]["name"])
-        for e in watch.Watch().stream(
-            custom.list_namespaced_custom_object,
-            "fluxaudit.dev",
-            "v1alpha1",
-            NS,
-            "fluxaudits",
-            resource_version=rv,
-            timeout_seconds=1,
-        )
+        for e in watch.Watch().stream(custom.list_namespaced_custom_object, *W, resource_version=rv, timeout_seconds=1)
     ]
-    assert seen == [("MODIFIED", "a"), ("DELETED", "a")]
+    assert seen == [("MODIFIED", "w"), ("DELETED", "w")]
+
+
+def test_emulator_validates_like_the_api_server(cluster: EmulatedCluster) -> None:
+    custom = client.CustomObjectsApi(cluster.client())
+    bad = copy.deepcopy(DOC)
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["guidanceScales"] = [2, 400]
+    with pytest.raises(ApiException) as invalid:
+        custom.create_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", bad)
+    assert invalid.value.status == 422 and "spec.guidanceScales[1]" in invalid.value.body
+    typo = copy.deepcopy(DOC)
+    typo["spec"]["stepz"] = 4
+    with pytest.raises(ApiException) as strict:
+        custom.create_namespaced_custom_object(
+            "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", typo, field_validation="Strict"
+        )
+    assert strict.value.status == 400 and 'unknown field \\"spec.stepz\\"' in strict.value.body
+    pruned = custom.create_namespaced_custom_object("fluxaudit.dev", "v1alpha1", NS, "fluxaudits", typo)
+    assert "stepz" not in pruned["spec"]  # without Strict, the API server drops it silently
+    with pytest.raises(ApiException) as immutable:
+        custom.patch_namespaced_custom_object(
+            "fluxaudit.dev", "v1alpha1", NS, "fluxaudits", "a", {"spec": {"steps": 4}}
+        )
+    assert immutable.value.status == 422 and "spec is immutable" in immutable.value.body

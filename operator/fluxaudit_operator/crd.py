@@ -54,6 +54,7 @@ def structural(node: dict[str, Any], defs: dict[str, Any], path: str = "spec") -
             out["description"] = node["description"]
         return out
     out = {k: node[k] for k in _KEEP if k in node}
+    out.update({k: v for k, v in node.items() if k.startswith("x-kubernetes-")})
     if "const" in node:
         out["enum"] = [node["const"]]
     if "exclusiveMinimum" in node:  # JSON Schema 2020 → OpenAPI 3.0

@@ -90,6 +90,89 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+def _json_schema(node: dict[str, Any]) -> dict[str, Any]:
+    """A CRD's structural schema as JSON Schema (draft 4): nullable, int-or-string, list types."""
+    out = {
+        k: v
+        for k, v in node.items()
+        if not k.startswith("x-kubernetes-")
+        and k not in ("properties", "items", "additionalProperties", "nullable", "type")
+    }
+    if node.get("x-kubernetes-int-or-string"):
+        out["type"] = ["integer", "string"]
+    elif "type" in node:
+        out["type"] = [node["type"], "null"] if node.get("nullable") else node["type"]
+    if "properties" in node:
+        out["properties"] = {k: _json_schema(v) for k, v in node["properties"].items()}
+    if isinstance(node.get("additionalProperties"), dict):
+        out["additionalProperties"] = _json_schema(node["additionalProperties"])
+    if "items" in node:
+        out["items"] = _json_schema(node["items"])
+    if node.get("x-kubernetes-list-type") == "set":
+        out["uniqueItems"] = True
+    return out
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def schema_errors(schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Field errors in the API server's words: ``spec.steps: Invalid value: 0: ... should be >= 1``."""
+    import jsonschema
+
+    causes = []
+    validator = jsonschema.Draft4Validator(_json_schema(schema))
+    for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path)):
+        field = _path(err.absolute_path) or "<root>"
+        causes.append({"field": field, "message": f"Invalid value: {json.dumps(err.instance)[:80]}: {err.message}"})
+
+    def walk(node: dict[str, Any], value: Any, before: Any, path: list[Any]) -> None:
+        if node.get("x-kubernetes-list-type") == "map" and isinstance(value, list):
+            keys = node.get("x-kubernetes-list-map-keys") or []
+            seen: set[tuple[Any, ...]] = set()
+            for i, item in enumerate(value):
+                key = tuple(item.get(k) for k in keys) if isinstance(item, dict) else (item,)
+                if key in seen:
+                    causes.append(
+                        {
+                            "field": _path([*path, i]),
+                            "message": f"Duplicate value: {json.dumps(dict(zip(keys, key, strict=False)))}",
+                        }
+                    )
+                seen.add(key)
+        for rule in node.get("x-kubernetes-validations") or []:
+            if rule["rule"] == "self == oldSelf" and before is not None and value != before:
+                causes.append({"field": _path(path), "message": f'Invalid value: "object": {rule["message"]}'})
+        if isinstance(value, dict):
+            for k, child in (node.get("properties") or {}).items():
+                if k in value:
+                    walk(child, value[k], before.get(k) if isinstance(before, dict) else None, [*path, k])
+
+    walk(schema, obj, old, [])
+    return causes
+
+
+def schema_pruning(schema: dict[str, Any], obj: Any, path: list[Any] | None = None) -> list[str]:
+    """Fields the structural schema does not declare: dropped, or with Strict validation, rejected."""
+    path = path or []
+    unknown: list[str] = []
+    if isinstance(obj, dict) and "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        for k in list(obj):
+            if k not in schema["properties"] and not (not path and k in ("apiVersion", "kind", "metadata")):
+                unknown.append(_path([*path, k]))
+                del obj[k]
+            elif k in schema["properties"]:
+                unknown += schema_pruning(schema["properties"][k], obj[k], [*path, k])
+    elif isinstance(obj, list) and "items" in schema:
+        for i, item in enumerate(obj):
+            unknown += schema_pruning(schema["items"], item, [*path, i])
+    return unknown
+
+
 def _split_selector(text: str) -> list[str]:
     parts, depth, cur = [], 0, ""
     for ch in text:
@@ -159,6 +242,7 @@ def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
     store: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
+    schemas: dict[str, tuple[str, dict[str, Any]]] = attrs.field(factory=dict, init=False)
     events: deque[tuple[int, str, dict[str, Any]]] = attrs.field(factory=lambda: deque(maxlen=LOG_HORIZON), init=False)
     revision: int = attrs.field(default=0, init=False)
     changed: asyncio.Condition | None = attrs.field(default=None, init=False)
@@ -172,13 +256,52 @@ class ApiServer(kmock.KubernetesEmulator):
         self.resources.load_bundled()
 
     # ---- declared resources -------------------------------------------------------------
-    def declare(self, group: str, version: str, plural: str, kind: str, *, namespaced: bool = True) -> None:
-        self.resources[f"{group}/{version}/{plural}"] = kmock.ResourceInfo(
+    def declare(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        kind: str,
+        *,
+        namespaced: bool = True,
+        schema: dict[str, Any] | None = None,
+    ) -> None:
+        """A custom resource; with its CRD's ``openAPIV3Schema``, creates and updates are
+        validated as kube-apiserver validates them (schema, list types, ``self == oldSelf``)."""
+        rkey = f"{group}/{version}/{plural}"
+        self.resources[rkey] = kmock.ResourceInfo(
             kind=kind,
             namespaced=namespaced,
             verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
             subresources={"status"},
         )
+        if schema is not None:
+            self.schemas[rkey] = (kind, schema)
+
+    def _invalid(
+        self, rkey: str, obj: dict[str, Any], old: dict[str, Any] | None, strict: bool
+    ) -> aiohttp.web.Response | None:
+        """422 (or 400 for unknown fields under fieldValidation=Strict), as the API server answers."""
+        if rkey not in self.schemas:
+            return None
+        kind, schema = self.schemas[rkey]
+        group = rkey.split("/")[0]
+        name = obj.get("metadata", {}).get("name", "")
+        unknown = schema_pruning(schema, obj)
+        if unknown and strict:
+            fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+            return _status(
+                400,
+                "BadRequest",
+                f'{kind} in version "{rkey.split("/")[1]}" cannot be handled as a {kind}: strict decoding error: {fields}',
+            )
+        causes = schema_errors(schema, obj, old)
+        if causes:
+            message = f'{kind}.{group} "{name}" is invalid: ' + ", ".join(
+                f"{c['field']}: {c['message']}" for c in causes
+            )
+            return _status(422, "Invalid", message, {"name": name, "group": group, "kind": kind, "causes": causes})
+        return None
 
     def _info(self, res: Any) -> Any | None:
         for known in self.resources:
@@ -364,6 +487,9 @@ class ApiServer(kmock.KubernetesEmulator):
             return _status(409, "AlreadyExists", f'"{meta["name"]}" already exists', {"name": meta["name"]})
         if "status" in info.subresources:
             body.pop("status", None)
+        invalid = self._invalid(rkey, body, None, request.params.get("fieldValidation") == "Strict")
+        if invalid is not None:
+            return invalid
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
         meta.pop("resourceVersion", None)
         if request.params.get("dryRun"):
@@ -425,6 +551,10 @@ class ApiServer(kmock.KubernetesEmulator):
                     new["status"] = copy.deepcopy(old["status"])
         if new == old:
             return aiohttp.web.json_response(old)  # a no-op write changes nothing, not even the version
+        if request.subresource != "status":
+            invalid = self._invalid(rkey, new, old, request.params.get("fieldValidation") == "Strict")
+            if invalid is not None:
+                return invalid
         if request.subresource != "status" and new.get("spec") != old.get("spec"):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         self._bump(new)

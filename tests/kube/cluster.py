@@ -53,7 +53,10 @@ class EmulatedCluster:
     def __init__(self, workdir: Path, run_pods: bool = True) -> None:
         self.workdir = workdir
         self.api = ApiServer()
-        self.api.declare(API_GROUP, "v1alpha1", "fluxaudits", "FluxAudit")
+        from fluxaudit_operator.crd import build_crd
+
+        schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        self.api.declare(API_GROUP, "v1alpha1", "fluxaudits", "FluxAudit", schema=schema)
         (workdir / "pods").mkdir(parents=True, exist_ok=True)
         self.executor = JobExecutor(self.api, workdir / "pods")
         self.run_pods = run_pods
