@@ -50,7 +50,9 @@ class ServiceAccountKey:
         return creds
 
 
-def make_key(email: str = "auditor@fluxaudit-test.iam.gserviceaccount.com") -> ServiceAccountKey:
+def make_key(
+    email: str = "auditor@fluxaudit-test.iam.gserviceaccount.com", token_uri: str = "http://127.0.0.1:9/token"
+) -> ServiceAccountKey:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -62,7 +64,7 @@ def make_key(email: str = "auditor@fluxaudit-test.iam.gserviceaccount.com") -> S
         "private_key": pem,
         "client_email": email,
         "client_id": "1",
-        "token_uri": "http://127.0.0.1:9/token",
+        "token_uri": token_uri,
     }
     return ServiceAccountKey(private, info)
 
@@ -142,6 +144,59 @@ class SignBlobStandIn:
         thread.start()
         try:
             yield f"http://127.0.0.1:{self.port}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+@dataclass
+class TokenStandIn:
+    """Google's OAuth token endpoint for a service-account key: checks the signed JWT
+    assertion against the key and hands out an access token (offline, on 127.0.0.1)."""
+
+    key: ServiceAccountKey
+    token: str = "emulated-access-token"
+    calls: int = 0
+    port: int = 0
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                head, payload, signature = form["assertion"].split(".")
+                pad = lambda part: part + "=" * (-len(part) % 4)  # noqa: E731
+                try:
+                    stand_in.key.public.verify(
+                        base64.urlsafe_b64decode(pad(signature)),
+                        f"{head}.{payload}".encode(),
+                        padding.PKCS1v15(),
+                        hashes.SHA256(),
+                    )
+                    claims = json.loads(base64.urlsafe_b64decode(pad(payload)))
+                    ok = claims["iss"] == stand_in.key.info["client_email"]
+                except (InvalidSignature, KeyError, ValueError):
+                    ok = False
+                stand_in.calls += 1
+                out = json.dumps({"access_token": stand_in.token, "expires_in": 3600, "token_type": "Bearer"}).encode()
+                self.send_response(200 if ok else 400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out) if ok else 0))
+                self.end_headers()
+                if ok:
+                    self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{self.port}/token"
         finally:
             server.shutdown()
             server.server_close()

@@ -113,7 +113,16 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
         # Deleting the audit lets the garbage collector take its Jobs (owner references);
         # kopf's finalizer (ours by name) is released by the running operator.
         assert kubectl.get("baseline")["metadata"]["finalizers"] == ["fluxaudit.dev/finalizer"]
-        events = [e.reason for e in kubectl.events("baseline")]
+        # Events are posted after the status write that caused them: wait for them, do not race them.
+        events = wait_for(
+            "the events",
+            lambda: (
+                (r := [e.reason for e in kubectl.events("baseline")]).count("JobCreated") == 3
+                and "AuditSucceeded" in r
+                and r
+            ),
+            20,
+        )
         kubectl.delete("baseline")
         wait_for("Jobs to be collected", lambda: not kubectl.jobs("baseline"), 20)
         with pytest.raises(ApiException) as gone:
@@ -191,7 +200,11 @@ def test_a_failing_group_fails_the_audit_with_a_partial_report(
     with OperatorProcess(cluster, operator_env(cluster, tmp_path)):
         kubectl.apply(doc)
         status = wait_for("the audit to finish", lambda: finished(kubectl, "broken"), 240)
-        events = [e for e in kubectl.events("broken")]
+        events = wait_for(
+            "a GroupFailed event",
+            lambda: [e for e in kubectl.events("broken") if e.type == "Warning" and e.reason == "GroupFailed"],
+            20,
+        )
     assert status["phase"] == "Failed"
     groups = {g["quant"]: g for g in status["groups"]}
     assert groups["Q4_0"]["phase"] == groups["Q5_K_S"]["phase"] == "Succeeded"
@@ -225,7 +238,9 @@ def test_an_invalid_spec_is_stalled_with_the_field_path(cluster: EmulatedCluster
         status = wait_for(
             "Stalled", lambda: kubectl.status("typo").get("phase") == "Failed" and kubectl.status("typo"), 30
         )
-        events = [e for e in kubectl.events("typo")]
+        events = wait_for(
+            "an InvalidSpec event", lambda: [e for e in kubectl.events("typo") if e.reason == "InvalidSpec"], 20
+        )
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec"
     assert "spec.guidanceScales" in stalled["message"]

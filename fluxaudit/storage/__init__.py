@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..spec import StorageSpec
@@ -18,4 +19,6 @@ def open_storage(spec: StorageSpec, local_root: str | Path | None = None) -> Sto
         return LocalStorage(local_root or "fluxaudit-out")
     from .firebase import FirebaseStorage  # google libraries load only when a bucket is used
 
-    return FirebaseStorage(spec.bucket, signed_url_hours=spec.signed_url_hours)
+    # How long one storage call keeps retrying through an outage before the group gives up.
+    retry_seconds = float(os.environ.get("FLUXAUDIT_STORAGE_RETRY_SECONDS", "120"))
+    return FirebaseStorage(spec.bucket, signed_url_hours=spec.signed_url_hours, retry_deadline_seconds=retry_seconds)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fluxaudit.assets import resolve
+from fluxaudit.assets import AssetError, resolve
 from fluxaudit.layout import RunLayout
 from fluxaudit.results import Cell, Cleanup, CompileCheck, LoadTimings, Partial
 from fluxaudit.spec import UNQUANTIZED, FluxAudit
@@ -134,11 +134,21 @@ class GroupRunner:
             log.info("group %s already complete in %s; skipping", label, self.layout.root)
             return partial
 
-        assets = resolve(self.spec.input, self.storage)
-        inputs = loading.prepare_inputs(assets.image, assets.mask, self.spec.max_side)
+        try:
+            assets = resolve(self.spec.input, self.storage)
+            inputs = loading.prepare_inputs(assets.image, assets.mask, self.spec.max_side)
+        except (AssetError, loading.GroupInputError) as exc:
+            # Say why in the partial, where the operator and the report look: a pod's log is gone
+            # with the pod, and this failure happens before the group has anything else to show.
+            failed = partial or self._fresh_partial(0, 0, self.spec.input.prompt)
+            failed.status, failed.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+            self._save(failed)
+            raise
         self._record_inputs(inputs)
-        if partial is None:
+        if partial is None or not partial.cells:
+            attempts = partial.attempts if partial is not None else 0
             partial = self._fresh_partial(inputs.height, inputs.width, assets.prompt)
+            partial.attempts = attempts
         partial.attempts += 1
         partial.status = "running"
         partial.error = None

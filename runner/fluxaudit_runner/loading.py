@@ -118,7 +118,7 @@ def load_transformer(path: Path, spec: FluxAuditSpec, device: torch.device) -> t
             revision=spec.model.base_revision,
             dtype=dtype,
         )
-    except (ValueError, RuntimeError, KeyError) as exc:
+    except (ValueError, RuntimeError, KeyError, OSError) as exc:  # OSError: truncated or unreadable file
         raise GroupInputError(f"cannot load {path.name} as a FLUX transformer: {exc}") from None
     if transformer.config.in_channels != FILL_IN_CHANNELS:
         raise GroupInputError(

@@ -170,6 +170,8 @@ class JobExecutor:
             self.pods[key] = Pod(process)
             await self.api.update_status(JOBS, namespace, name, {"active": 1, "ready": 1})
             code = await process.wait()
+            if code < 0:
+                code = 128 - code  # killed by a signal: the container runtime reports 128 + signal (137 for SIGKILL)
             log.close()
             pod = self.pods.pop(key)
             if code == 0:
