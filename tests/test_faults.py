@@ -79,7 +79,7 @@ def cells_in(partial_path: Path) -> int:
         return 0
 
 
-def test_killed_and_preempted_runners_resume_and_a_crashed_aggregation_is_redone(
+def test_runners_killed_and_preempted_operator_killed_mid_audit_and_mid_aggregation(
     tiny_model, cluster: EmulatedCluster, tmp_path: Path
 ) -> None:
     results = tmp_path / "results"
@@ -117,18 +117,23 @@ def test_killed_and_preempted_runners_resume_and_a_crashed_aggregation_is_redone
         # Q5_K_S's pod is evicted (DisruptionTarget, as on spot preemption): a free retry.
         wait_for("Q5_K_S's first cell", lambda: cells_in(run / "partials" / "Q5_K_S.json") >= 1, 120, interval=0.02)
         assert cluster.executor.kill(f"{NS}/faults-q5-k-s", signal.SIGTERM, disruption=True)
-        # Every group ends; the operator starts the report and crashes on report.json.
-        wait_for("REPORT.md from the first operator", lambda: (run / "REPORT.md").exists(), 240)
+    finally:
+        first.kill()  # mid-audit: groups are running, and one is being retried
+    assert any(g["phase"] == "Running" for g in status(cluster, "faults")["groups"])
+    second = OperatorProcess(cluster, env, name="operator-2").start()
+    try:
+        # Every group ends; the second operator starts the report and crashes on report.json.
+        wait_for("REPORT.md from the second operator", lambda: (run / "REPORT.md").exists(), 240)
         wait_for(
             "the failed aggregation to be logged",
-            lambda: "report.json" in first.logs() and "Is a directory" in first.logs(),
+            lambda: "report.json" in second.logs() and "Is a directory" in second.logs(),
             30,
         )
     finally:
-        first.kill()
-    assert status(cluster, "faults")["phase"] != "Failed" or not status(cluster, "faults").get("reportURL")
+        second.kill()  # mid-aggregation
+    assert not status(cluster, "faults").get("reportURL")
     (run / "report.json").rmdir()
-    with OperatorProcess(cluster, env, name="operator-2"):
+    with OperatorProcess(cluster, env, name="operator-3"):
         final = wait_for("the audit to finish", lambda: finished(cluster, "faults"), 120)
 
     assert not cluster.executor.errors, cluster.executor.errors
@@ -150,7 +155,7 @@ def test_killed_and_preempted_runners_resume_and_a_crashed_aggregation_is_redone
     digest = hashlib.sha256(truncated.read_bytes()).hexdigest()
     assert cut["phase"] == "Failed" and cut["attempts"] == 1
     assert broken in cut["message"] and digest in cut["message"] and "4096 bytes" in cut["message"]
-    # One Job per group, created once across both operators; one report, built by the second.
+    # One Job per group, created once across three operators; one report, built by the third.
     creates = [s for s in cluster.api.served if s.verb == "create" and s.resource == "jobs"]
     assert len(creates) == 3
     assert (

@@ -163,68 +163,6 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
     assert all(pod.process.returncode is not None for pod in cluster.executor.pods.values())
 
 
-def test_operator_killed_mid_audit_a_new_one_finishes_it(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -> None:
-    kubectl = Kubectl(cluster)
-    doc = audit_doc(tiny_model)
-    doc["metadata"] = {"name": "restart"}
-    env = operator_env(cluster, tmp_path)
-    first = OperatorProcess(cluster, env, name="operator-1").start()
-    try:
-        kubectl.apply(doc)
-        wait_for(
-            "a group to run",
-            lambda: any(g["phase"] == "Running" for g in kubectl.status("restart").get("groups", [])),
-            60,
-        )
-    finally:
-        first.kill()  # SIGKILL mid-audit: no shutdown, no cleanup
-    assert len(kubectl.jobs("restart")) == 3
-    with OperatorProcess(cluster, env, name="operator-2"):
-        status = wait_for("the audit to finish", lambda: finished(kubectl, "restart"), 240)
-    assert not cluster.executor.errors, cluster.executor.errors
-    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
-    # The new operator adopted the Jobs: none created twice, no pod re-run, one run id.
-    creates = [s for s in cluster.api.served if s.verb == "create" and s.resource == "jobs"]
-    assert len(creates) == 3 and sorted(cluster.executor.pods_started.values()) == [1, 1, 1]
-    assert {j.metadata.labels["fluxaudit.dev/run-id"] for j in kubectl.jobs("restart")} == {status["runId"]}
-    assert Path(status["reportPath"]).is_file()
-
-
-def test_a_failing_group_fails_the_audit_with_a_partial_report(
-    tiny_model, cluster: EmulatedCluster, tmp_path: Path
-) -> None:
-    kubectl = Kubectl(cluster)
-    doc = audit_doc(tiny_model)
-    doc["metadata"] = {"name": "broken"}
-    doc["spec"]["quants"][2]["sha256"] = "0" * 64  # Q8_0: not the file the hub holds
-    with OperatorProcess(cluster, operator_env(cluster, tmp_path)):
-        kubectl.apply(doc)
-        status = wait_for("the audit to finish", lambda: finished(kubectl, "broken"), 240)
-        events = wait_for(
-            "a GroupFailed event",
-            lambda: [e for e in kubectl.events("broken") if e.type == "Warning" and e.reason == "GroupFailed"],
-            20,
-        )
-    assert status["phase"] == "Failed"
-    groups = {g["quant"]: g for g in status["groups"]}
-    assert groups["Q4_0"]["phase"] == groups["Q5_K_S"]["phase"] == "Succeeded"
-    bad = groups["Q8_0"]
-    assert bad["phase"] == "Failed" and bad["attempts"] == 1  # exit 3 → podFailurePolicy FailJob, no retries
-    assert (
-        "PodFailurePolicy" in bad["message"]
-        and "0" * 64 in bad["message"]
-        and tiny_model.gguf_files["Q8_0"] in bad["message"]
-    )
-    conditions = {c["type"]: c for c in status["conditions"]}
-    assert conditions["Ready"]["status"] == "False" and conditions["Stalled"]["status"] == "True"
-    assert "Q8_0" in conditions["Ready"]["message"]
-    report = Path(status["reportPath"]).read_text()
-    assert (
-        "| Q4\\_0 |" in report and "| Q8\\_0 | flux1-fill-tiny-Q8\\_0.gguf | — | — | failed (GroupInputError" in report
-    )
-    assert any(e.type == "Warning" and e.reason == "GroupFailed" and "Q8_0" in e.message for e in events)
-
-
 def test_an_invalid_spec_is_stalled_with_the_field_path(cluster: EmulatedCluster, tmp_path: Path) -> None:
     kubectl = Kubectl(cluster)
     doc = {
