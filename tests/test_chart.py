@@ -217,3 +217,29 @@ def test_every_value_is_documented_in_the_chart_readme() -> None:
 
     missing = [name for name in leaves(values, "") if f"`{name}`" not in readme]
     assert not missing, missing
+
+
+def test_notes_tell_the_next_steps(helm: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            helm,
+            "install",
+            "fluxaudit",
+            str(CHART),
+            "-n",
+            "fluxaudit-system",
+            "--dry-run=client",
+            "--set",
+            "watchNamespaces={audits}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "watches\nthe namespaces audits" in notes and "(created here in audits)" in notes
+    assert (
+        "create secret generic fluxaudit-hf-token" in notes and "every FluxAudit must name spec.storage.bucket" in notes
+    )

@@ -184,3 +184,30 @@ def test_an_invalid_spec_is_stalled_with_the_field_path(cluster: EmulatedCluster
     assert "spec.guidanceScales" in stalled["message"]
     assert not kubectl.jobs("typo")
     assert any(e.reason == "InvalidSpec" and "spec.guidanceScales" in e.message for e in events)
+
+
+def test_also_runs_as_kopf_run(tmp_path: Path) -> None:
+    """``kopf run -m fluxaudit_operator.handlers`` is the same operator (settings from its startup handler)."""
+    import subprocess
+    import sys
+
+    with EmulatedCluster(tmp_path, run_pods=False) as cluster:
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "FLUXAUDIT_STORAGE_ROOT": str(tmp_path / "r")}
+        command = [sys.executable, "-m", "kopf", "run", "--standalone", "-A", "-m", "fluxaudit_operator.handlers"]
+        with (tmp_path / "kopf.log").open("wb") as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            kubectl = Kubectl(cluster)
+            doc = {
+                "apiVersion": "fluxaudit.dev/v1alpha1",
+                "kind": "FluxAudit",
+                "metadata": {"name": "kopf-run"},
+                "spec": {"input": {"userId": "u", "sessionId": "s"}},
+            }
+            kubectl.apply(doc)
+            wait_for("3 Jobs", lambda: len(kubectl.jobs("kopf-run")) == 3, 60)
+            wait_for("the status", lambda: kubectl.status("kopf-run").get("progress") == "0/15", 30)
+            assert kubectl.get("kopf-run")["metadata"]["finalizers"] == ["fluxaudit.dev/finalizer"]
+        finally:
+            process.terminate()
+            process.wait(20)
