@@ -43,9 +43,10 @@ def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
 
 
 def model_cache(cluster: EmulatedCluster, tmp_path: Path) -> dict[str, str]:
+    """A model-cache volume holding a copy of the tiny model's hub cache (tests may add files to it)."""
     models = tmp_path / "model-cache"
     cluster.bind_claim("fluxaudit-models", models)
-    (models / "huggingface").symlink_to(Path(os.environ["HF_HOME"]))
+    shutil.copytree(Path(os.environ["HF_HOME"]), models / "huggingface", symlinks=True)
     return {"FLUXAUDIT_MODEL_CACHE_CLAIM": "fluxaudit-models"}
 
 
@@ -62,14 +63,12 @@ def job(cluster: EmulatedCluster, name: str) -> Any:
     return client.BatchV1Api(cluster.client()).read_namespaced_job(name, NS)
 
 
-def truncated_gguf(tiny_model: Any) -> str:
-    """A GGUF file cut short, published in the tiny model's hub repo next to the good ones."""
-    good = next(Path(os.environ["HF_HOME"]).glob(f"hub/models--*/snapshots/*/{tiny_model.gguf_files['Q8_0']}"))
-    name = "flux1-fill-tiny-truncated.gguf"
-    target = good.parent / name
-    if not target.exists():
-        target.write_bytes(good.read_bytes()[:4096])
-    return name
+def truncated_gguf(tiny_model: Any, hf_home: Path) -> Path:
+    """A GGUF file cut short, published in the (copied) hub repo next to the good ones."""
+    good = next(hf_home.glob(f"hub/models--*/snapshots/*/{tiny_model.gguf_files['Q8_0']}"))
+    target = good.parent / "flux1-fill-tiny-truncated.gguf"
+    target.write_bytes(good.resolve().read_bytes()[:4096])
+    return target
 
 
 def cells_in(partial_path: Path) -> int:
@@ -89,7 +88,8 @@ def test_runners_killed_and_preempted_operator_killed_mid_audit_and_mid_aggregat
         "FLUXAUDIT_STORAGE_CLAIM": "results",
         **model_cache(cluster, tmp_path),
     }
-    broken = truncated_gguf(tiny_model)
+    truncated = truncated_gguf(tiny_model, tmp_path / "model-cache" / "huggingface")
+    broken = truncated.name
     quants = [{"label": q, "file": tiny_model.gguf_files[q]} for q in ("Q4_0", "Q5_K_S")]
     doc = audit_doc(tiny_model, quants=[*quants, {"label": "cut", "file": broken}], guidanceScales=[2, 4, 10, 20, 30])
     doc["metadata"] = {"name": "faults"}
@@ -151,7 +151,6 @@ def test_runners_killed_and_preempted_operator_killed_mid_audit_and_mid_aggregat
     assert groups["Q4_0"]["phase"] == groups["Q5_K_S"]["phase"] == "Succeeded"
     # The truncated file failed its group only, once, naming the file, its sha256 and size.
     cut = groups["cut"]
-    truncated = next(Path(os.environ["HF_HOME"]).glob(f"hub/models--*/snapshots/*/{broken}"))
     digest = hashlib.sha256(truncated.read_bytes()).hexdigest()
     assert cut["phase"] == "Failed" and cut["attempts"] == 1
     assert broken in cut["message"] and digest in cut["message"] and "4096 bytes" in cut["message"]

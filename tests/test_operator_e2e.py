@@ -169,7 +169,8 @@ def test_an_invalid_spec_is_stalled_with_the_field_path(cluster: EmulatedCluster
         "apiVersion": "fluxaudit.dev/v1alpha1",
         "kind": "FluxAudit",
         "metadata": {"name": "typo"},
-        "spec": {"input": {"userId": "u", "sessionId": "s"}, "guidanceScales": [2, 400], "storage": {"bucket": "b-1"}},
+        # Valid for the CRD's schema, not for the model: the reference must be one of the quants.
+        "spec": {"input": {"userId": "u", "sessionId": "s"}, "reference": "Q9", "storage": {"bucket": "b-1"}},
     }
     with OperatorProcess(cluster, {}):
         kubectl.apply(doc)
@@ -181,9 +182,9 @@ def test_an_invalid_spec_is_stalled_with_the_field_path(cluster: EmulatedCluster
         )
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec"
-    assert "spec.guidanceScales" in stalled["message"]
+    assert "reference 'Q9' is not one of the quants" in stalled["message"]
     assert not kubectl.jobs("typo")
-    assert any(e.reason == "InvalidSpec" and "spec.guidanceScales" in e.message for e in events)
+    assert any(e.reason == "InvalidSpec" and "reference 'Q9'" in e.message for e in events)
 
 
 def test_also_runs_as_kopf_run(tmp_path: Path) -> None:

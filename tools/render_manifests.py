@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from fetch_helm import fetch
 
 ROOT = Path(__file__).resolve().parents[1]
