@@ -388,13 +388,19 @@ class FluxAuditSpec(_Model):
     @field_validator("quants")
     @classmethod
     def _unique_labels(cls, v: tuple[QuantSpec, ...]) -> tuple[QuantSpec, ...]:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         for q in v:
             if q.label.lower() == UNQUANTIZED:
                 raise ValueError(f"label {q.label!r} is reserved for the unquantized reference (reference: bf16)")
-            if q.label.lower() in seen:
+            if q.label.lower() in (s.lower() for s in seen.values()):
                 raise ValueError(f"duplicate quant label {q.label!r}: labels name files and Jobs, make each unique")
-            seen.add(q.label.lower())
+            # Job names use the label's DNS form: Q5_K.S and Q5_K_S would both be "q5-k-s".
+            key = dns_label(q.label)
+            if key in seen:
+                raise ValueError(
+                    f"quant labels {seen[key]!r} and {q.label!r} both become {key!r} in Kubernetes names; rename one"
+                )
+            seen[key] = q.label
         return v
 
     @model_validator(mode="after")
@@ -465,6 +471,13 @@ class FluxAudit(BaseModel):
         if self.spec.run_id:
             return self.spec.run_id
         return f"{self.metadata.name[:30].rstrip('-')}-{self.spec.fingerprint()[:8]}"
+
+
+def dns_label(value: str) -> str:
+    """Lower-case DNS-1123 label characters only (``Q5_K_S`` → ``q5-k-s``): how a label appears in
+    Job names and Kubernetes labels."""
+    out = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
+    return out or "x"
 
 
 class SpecError(Exception):

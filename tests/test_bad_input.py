@@ -93,6 +93,7 @@ OPERATOR_CASES: list[tuple[str, dict[str, Any], str]] = [
         doc(input={"userId": "u", "sessionId": "s", "imageTemplate": "x/{project}.png"}),
         "spec.input.imageTemplate",
     ),
+    ("labels-same-in-kubernetes", doc(quants=[QUANT, {"label": "Q4.0", "file": "b.gguf"}]), "both become 'q4-0'"),
     ("file-parent-dir", doc(quants=[{**QUANT, "file": "a/../b.gguf"}]), "spec.quants[0].file"),
     ("no-bucket-no-shared-volume", doc(storage=None), "spec.storage.bucket"),
 ]

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from fluxaudit.spec import FluxAudit
+from fluxaudit.spec import FluxAudit, dns_label
 
 GROUP = "fluxaudit.dev"
 LABEL_AUDIT = f"{GROUP}/audit"
@@ -26,12 +25,6 @@ RUNNER_UID = 10001
 #: the CLI's exit codes for input that no retry can fix (invalid spec, unusable input).
 PERMANENT_EXIT_CODES = (2, 3)
 MAX_NAME = 63
-
-
-def dns_label(value: str) -> str:
-    """Lower-case DNS-1123 label characters only (``Q5_K_S`` → ``q5-k-s``)."""
-    out = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
-    return out or "x"
 
 
 def job_name(audit_name: str, label: str) -> str:
