@@ -99,6 +99,19 @@ class Emulator:
             self._server = None
 
 
+@contextmanager
+def _http_server(handler: type[BaseHTTPRequestHandler], port: int) -> Iterator[int]:
+    """Serve ``handler`` on 127.0.0.1 (port 0: any free one) in a thread; yield the bound port."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class SignBlobStandIn:
     """The IAM Credentials API's signBlob, signing with a test key; can fail on purpose."""
@@ -138,15 +151,8 @@ class SignBlobStandIn:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with _http_server(Handler, 0) as self.port:
             yield f"http://127.0.0.1:{self.port}"
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 @dataclass
@@ -191,15 +197,8 @@ class TokenStandIn:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with _http_server(Handler, self.port) as self.port:
             yield f"http://127.0.0.1:{self.port}/token"
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 def verify_v4_url(url: str, public_key: rsa.RSAPublicKey, now: dt.datetime | None = None) -> dict[str, str]:

@@ -7,20 +7,20 @@ runs the same idempotent reconcile, so missing one event never loses state.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import kopf
 
 from fluxaudit.spec import API_GROUP
 
+from .config import OperatorConfig
 from .crd import PLURAL, VERSION
 from .jobs import LABEL_AUDIT
 from .reconciler import Reconciler, configure_kopf
 
 AUDITS = (API_GROUP, VERSION, PLURAL)
 # Read at import: kopf fixes timer intervals when the handlers are registered.
-TIMER_SECONDS = float(os.environ.get("FLUXAUDIT_RECONCILE_SECONDS", "60"))
+TIMER_SECONDS = OperatorConfig.from_env().reconcile_seconds
 
 
 @kopf.on.startup()

@@ -25,7 +25,7 @@ from fluxaudit.storage import Storage, open_storage
 from .aggregate import needs_signing, pinned, report_fields, report_ready
 from .config import OperatorConfig
 from .kube import Kube
-from .reconcile import parse_resource, plan
+from .reconcile import Plan, parse_resource, plan
 from .status import Event, transitions, with_storage_problem
 
 FINISHED = ("Succeeded", "Failed")
@@ -145,15 +145,19 @@ class Reconciler:
                     raise
                 problem, storage, partials = (reason, str(exc)[:1000]), None, {}
         jobs = self.kube.list_jobs(namespace, name, meta["uid"]) if audit is not None else []
-        decided = plan(
-            body,
-            jobs,
-            partials,
-            _iso(now),
-            report_ready=ready,
-            options=self.config.jobs,
-            spec_defaults=self.config.spec_defaults,
-        )
+
+        def decide(report_ready: bool) -> Plan:
+            return plan(
+                body,
+                jobs,
+                partials,
+                _iso(now),
+                report_ready=report_ready,
+                options=self.config.jobs,
+                spec_defaults=self.config.spec_defaults,
+            )
+
+        decided = decide(ready)
         events: list[Event] = []
         for manifest in decided.create:
             created = self.kube.create_job(manifest)
@@ -170,15 +174,7 @@ class Reconciler:
             self.logger.info("building the report for run %s", audit.run_id())
             build_report(audit, storage)
             fresh_report = ready = True
-            decided = plan(
-                body,
-                jobs,
-                partials,
-                _iso(now),
-                report_ready=True,
-                options=self.config.jobs,
-                spec_defaults=self.config.spec_defaults,
-            )
+            decided = decide(True)
         status = decided.status
         hours = audit.spec.storage.signed_url_hours if audit is not None else 0
         finished = ready and status["phase"] in FINISHED and audit is not None and storage is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,17 +23,12 @@ import yaml
 from kubernetes import client
 
 from fluxaudit.spec import API_GROUP
+from tests.gcs import free_port
 
 from .apiserver import ApiServer
 from .executor import JobExecutor
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float, interval: float = 0.05) -> T:
