@@ -1,0 +1,92 @@
+"""The Triton kernels behind ``fluxaudit::gguf_dequantize`` (see ``gguf_kernels``).
+
+Kept apart because importing this module needs Triton; ``gguf_kernels`` imports it only when
+a kernel is about to run.  Each kernel handles ``BLOCKS`` GGUF blocks per program, shaped by
+the block's structure so scales are decoded once per (block, sub-block), and reproduces
+diffusers' fp16 arithmetic step by step.
+"""
+
+# No `from __future__ import annotations`: Triton reads the `tl.constexpr` annotations as objects.
+import triton
+import triton.language as tl
+
+
+def _configs(*launches: tuple[int, int]) -> list[triton.Config]:
+    return [triton.Config({"BLOCKS": blocks}, num_warps=warps) for blocks, warps in launches]
+
+
+#: launch shapes each kernel's autotuner tries, per weight size (the best differs by GPU:
+#: an L4 has 58 SMs and 300 GB/s, an H200 132 SMs and 4.8 TB/s).
+CONFIGS = {
+    "q8_0": _configs((32, 4), (64, 4), (64, 8), (128, 8)),
+    "q4_0": _configs((32, 4), (64, 4), (64, 8), (128, 8)),
+    "q5_k": _configs((16, 4), (32, 4), (64, 4), (64, 8)),
+}
+
+
+@triton.jit
+def store(out, offsets, value, live, BF16_BITS: tl.constexpr):
+    """Store fp16 ``value``; into bf16 as its bits, rounded to nearest even by hand, so the
+    result is the same on a GPU and under the interpreter (which truncates)."""
+    if BF16_BITS:
+        bits = value.to(tl.float32).to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        tl.store(out + offsets, bits.to(tl.uint16).to(tl.int16, bitcast=True), mask=live)
+    else:
+        tl.store(out + offsets, value.to(out.dtype.element_ty), mask=live)
+
+
+@triton.autotune(configs=CONFIGS["q8_0"], key=["n_blocks"])
+@triton.jit
+def q8_0(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
+    # block: d fp16 | 32 × int8  (34 bytes = 17 halves)
+    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None]
+    j = tl.arange(0, 32)[None, :]
+    live = b < n_blocks
+    d = tl.load(half + b * 17, mask=live, other=0.0)
+    q = tl.load(raw + b * 34 + 2 + j, mask=live, other=0).to(tl.int8, bitcast=True)
+    store(out, b * 32 + j, (d * q.to(tl.float16)).to(tl.float16), live, BF16_BITS)
+
+
+@triton.autotune(configs=CONFIGS["q4_0"], key=["n_blocks"])
+@triton.jit
+def q4_0(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
+    # block: d fp16 | 16 bytes; value j < 16 is byte j's low nibble, j ≥ 16 byte j-16's high one
+    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None, None]
+    h = tl.arange(0, 2)[None, :, None]
+    j = tl.arange(0, 16)[None, None, :]
+    live = b < n_blocks
+    d = tl.load(half + b * 9, mask=live, other=0.0)
+    byte = tl.load(raw + b * 18 + 2 + j, mask=live, other=0)
+    q = ((byte >> (h * 4).to(tl.uint8)) & 0x0F).to(tl.int8) - 8
+    store(out, b * 32 + h * 16 + j, (d * q.to(tl.float16)).to(tl.float16), live, BF16_BITS)
+
+
+@triton.autotune(configs=CONFIGS["q5_k"], key=["n_blocks"])
+@triton.jit
+def q5_k(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
+    # block: d fp16 | dmin fp16 | 12 bytes of 6-bit scales and mins | qh 32 | qs 128  (176 bytes)
+    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None, None]
+    s = tl.arange(0, 8)[None, :, None]  # sub-block of 32 values
+    lane = tl.arange(0, 32)[None, None, :]
+    live = b < n_blocks
+    base = raw + b * 176
+    d = tl.load(half + b * 88, mask=live, other=0.0)
+    dmin = tl.load(half + b * 88 + 1, mask=live, other=0.0)
+    low4 = s < 4
+    k = s % 4
+    a = tl.load(base + 4 + k, mask=live, other=0)  # scales[0:4]
+    m = tl.load(base + 8 + k, mask=live, other=0)  # scales[4:8]
+    md = tl.load(base + 12 + k, mask=live, other=0)  # scales[8:12]
+    sc = tl.where(low4, a & 0x3F, (md & 0x0F) | ((a >> 2) & 0x30))
+    mn = tl.where(low4, m & 0x3F, (md >> 4) | ((m >> 2) & 0x30))
+    # diffusers rounds each product to fp16: d·sc and dmin·m, then d·q and the difference
+    scale = (d * sc.to(tl.float16)).to(tl.float16)
+    offset = (dmin * mn.to(tl.float16)).to(tl.float16)
+    qs = tl.load(base + 48 + (s // 2) * 32 + lane, mask=live, other=0)
+    qh = tl.load(base + 16 + lane, mask=live, other=0)
+    low = (qs >> ((s % 2) * 4).to(tl.uint8)) & 0x0F
+    high = (qh >> s.to(tl.uint8)) & 0x01
+    q = (low | (high << 4)).to(tl.float16)
+    value = ((scale * q).to(tl.float16) - offset).to(tl.float16)
+    store(out, b * 256 + s * 32 + lane, value, live, BF16_BITS)
