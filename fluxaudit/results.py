@@ -63,6 +63,23 @@ class LoadTimings(_Schema):
     memory_mode: str
 
 
+class FastPath(_Schema):
+    """What the group's transformer ran with, and why (``spec.fastPath`` resolved on this machine)."""
+
+    dequant_kernels: bool
+    #: GGUF linears dequantized by the kernels, and those left to diffusers by GGML type.
+    kernel_linears: int = 0
+    kept_linears: dict[str, int] = Field(default_factory=dict)
+    compile: Literal["regional", "off"]
+    compile_backend: str | None = None
+    #: the first warm-up's extra time over the second: what compiling (or loading from the cache) cost.
+    compile_seconds: float | None = None
+    cache_dir: str | None = None
+    cache_files_before: int | None = None
+    cache_files_after: int | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
 class Cell(_Schema):
     guidance: float
     seed: int
@@ -105,7 +122,7 @@ class CompileCheck(_Schema):
     torch: str
     device: str
     explain: list[ExplainResult]
-    speedup: dict[str, float | None] | None = None
+    speedup: dict[str, Any] | None = None
 
 
 class Cleanup(_Schema):
@@ -132,6 +149,7 @@ class Partial(_Schema):
     #: the loaded transformer's config (layers, heads, widths): FLOPs per step come from it.
     transformer_config: dict[str, Any] | None = None
     load: LoadTimings | None = None
+    fast_path: FastPath | None = None
     cells: list[Cell] = Field(default_factory=list)
     cells_total: int
     compile_check: CompileCheck | None = None

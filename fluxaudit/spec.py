@@ -219,6 +219,29 @@ class CompileCheckSpec(_Model):
     measure_speedup: Annotated[bool, Field(description="Also compile and time a few steps (minutes on a GPU).")] = False
 
 
+class FastPathSpec(_Model):
+    """How the runner executes the transformer; each part of the GGUF fast path can be switched off."""
+
+    dequant_kernels: Annotated[
+        Literal["auto", "on", "off"],
+        Field(
+            description="Dequantize GGUF weights with FluxAudit's Triton kernels (bit-identical to diffusers, "
+            "several times faster). auto: on where Triton and a CUDA GPU are present."
+        ),
+    ] = "auto"
+    compile: Annotated[
+        Literal["auto", "regional", "off"],
+        Field(
+            description="torch.compile the repeated transformer blocks (regional compilation: seconds, not "
+            "minutes) before the warm-up. auto: regional on a CUDA GPU, off on CPU."
+        ),
+    ] = "auto"
+    compile_backend: Annotated[
+        Literal["inductor", "aot_eager", "eager"],
+        Field(description="torch.compile backend; inductor in production, the others to isolate a compiler bug."),
+    ] = "inductor"
+
+
 class Toleration(_Model):
     """A pod toleration, as in core/v1 (lets runner pods onto tainted GPU nodes)."""
 
@@ -359,6 +382,7 @@ class FluxAuditSpec(_Model):
     ] = None
     quality: QualitySpec = Field(default_factory=QualitySpec)
     compile_check: CompileCheckSpec = Field(default_factory=CompileCheckSpec)
+    fast_path: FastPathSpec = Field(default_factory=FastPathSpec)
     runner: RunnerSpec = Field(default_factory=RunnerSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
     run_id: Annotated[
@@ -437,7 +461,7 @@ class FluxAuditSpec(_Model):
         under a different fingerprint must not be resumed into this run."""
         relevant = self.model_dump(
             by_alias=True,
-            include={"input", "model", "quants", "steps", "max_side", "max_sequence_length", "dtype"},
+            include={"input", "model", "quants", "steps", "max_side", "max_sequence_length", "dtype", "fast_path"},
             mode="json",
         )
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

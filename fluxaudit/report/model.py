@@ -57,6 +57,8 @@ class GroupSummary:
     cleanup: dict[str, Any] | None
     #: FLOPs per step, achieved TFLOP/s at the median step, fraction of the GPU's bf16 peak.
     utilisation: dict[str, float | None] | None = None
+    #: what the transformer ran with (dequant kernels, regional compile, compile time, cache).
+    fast_path: dict[str, Any] | None = None
 
 
 @dataclass
@@ -181,6 +183,7 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
                 attempts=p.attempts,
                 cleanup=p.cleanup.to_json() if p.cleanup else None,
                 utilisation=_utilisation(p, audit, summaries),
+                fast_path=p.fast_path.to_json() if p.fast_path else None,
             )
         )
     return ReportData(

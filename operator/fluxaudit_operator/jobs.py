@@ -91,6 +91,8 @@ def build_job(
         {"name": "FLUXAUDIT_SPEC", "value": spec_document(audit, run_id)},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "HF_HOME", "value": "/cache/huggingface"},
+        # Inductor/Triton kernels compiled by the fast path: with a model-cache claim, later pods reuse them.
+        {"name": "FLUXAUDIT_COMPILE_CACHE", "value": "/cache/torch-compile"},
         {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]

@@ -7,13 +7,16 @@ done only once the partial lists it, and a rerun never repeats or rewrites one.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import hashlib
 import io
 import itertools
 import logging
+import os
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,11 +27,11 @@ import torch
 
 from fluxaudit.assets import AssetError, resolve
 from fluxaudit.layout import RunLayout
-from fluxaudit.results import Cell, Cleanup, CompileCheck, LoadTimings, Partial
+from fluxaudit.results import Cell, Cleanup, CompileCheck, FastPath, LoadTimings, Partial
 from fluxaudit.spec import UNQUANTIZED, FluxAudit
 from fluxaudit.storage import Storage
 
-from . import compile_check, environment, loading
+from . import compile_check, environment, fastpath, gguf_kernels, loading
 from .measure import InferenceClock, PeakMemory, memory_in_use, return_freed_host_memory
 
 log = logging.getLogger("fluxaudit.runner")
@@ -37,6 +40,11 @@ ProgressFn = Callable[[Partial], None]
 #: a warm-up inference runs this many denoising steps: enough to initialise CUDA, cuBLAS
 #: and the allocator at the real shapes, without paying a whole extra image per group.
 WARMUP_STEPS = 2
+#: with compilation, at least this many warm-ups: the first compiles, the second times the
+#: compiled steps, and their difference is the compile time the partial records.
+COMPILED_WARMUPS = 2
+#: a directory that outlives the pod (the Job mounts the model cache volume there).
+COMPILE_CACHE_ENV = "FLUXAUDIT_COMPILE_CACHE"
 
 
 class ResumeConflict(Exception):
@@ -97,6 +105,9 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 class GroupRunner:
+    #: ``spec.fastPath`` resolved for this machine; set first thing in :meth:`run`.
+    fast: fastpath.Plan
+
     def __init__(self, audit: FluxAudit, label: str, storage: Storage, progress: ProgressFn | None = None):
         self.audit = audit
         self.spec = audit.spec
@@ -135,6 +146,7 @@ class GroupRunner:
             return partial
 
         try:
+            self.fast = self._plan_fast_path()
             assets = resolve(self.spec.input, self.storage)
             inputs = loading.prepare_inputs(assets.image, assets.mask, self.spec.max_side)
         except (AssetError, loading.GroupInputError) as exc:
@@ -165,6 +177,12 @@ class GroupRunner:
             raise
         return partial
 
+    def _plan_fast_path(self) -> fastpath.Plan:
+        try:
+            return fastpath.plan(self.spec.fast_path, self.device.type, gguf_kernels.triton_usable())
+        except fastpath.FastPathUnavailable as exc:
+            raise loading.GroupInputError(str(exc)) from exc
+
     def _record_inputs(self, inputs: loading.PreparedInputs) -> None:
         """Store the audit document and the inputs as the pipeline saw them (same bytes
         from every group), so the report can be rebuilt from the run folder alone."""
@@ -191,6 +209,7 @@ class GroupRunner:
                       "out_channels", "joint_attention_dim")
         }  # fmt: skip
         partial.load = loaded.load
+        partial.fast_path = self._fast_record
         self._save(partial)
         try:
             done = partial.done_keys()
@@ -232,17 +251,34 @@ class GroupRunner:
                     described.result()  # a sha256/size mismatch explains a failed load best
                     raise
                 self._quant_file = described.result()
+            record = self._apply_fast_path(transformer)
             pipe.register_modules(transformer=transformer)
             t4 = time.perf_counter()
         memory_after_load = memory_in_use(self.device)
         loaded = _Loaded(pipe, transformer, prompt_embeds, pooled, None)  # type: ignore[arg-type]
         t5 = time.perf_counter()
         self._transformer_kwargs = None
-        for i in range(self.spec.warmup):
-            self._infer(
-                loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=i == 0, steps=WARMUP_STEPS
-            )
+        warmups = max(self.spec.warmup, COMPILED_WARMUPS if self.fast.compile else 0)
+        seconds = []
+        for i in range(warmups):
+            start = time.perf_counter()
+            try:
+                self._infer(
+                    loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=i == 0, steps=WARMUP_STEPS
+                )
+            except Exception as exc:
+                if i > 0 or not self.fast.compile:
+                    raise
+                self._compile_failed(transformer, record, exc)
+                self._infer(
+                    loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=True, steps=WARMUP_STEPS
+                )
+            seconds.append(time.perf_counter() - start)
         t6 = time.perf_counter()
+        if self.fast.compile:
+            record.compile_seconds = max(seconds[0] - seconds[1], 0.0)
+            record.cache_files_after = fastpath.cache_files(record.cache_dir)
+        self._fast_record = record
         loaded.load = LoadTimings(
             download_seconds=t1 - t0,
             hash_seconds=getattr(self, "_hash_seconds", None),
@@ -254,6 +290,31 @@ class GroupRunner:
             memory_mode="resident; text encoders freed after encoding the prompt once",
         )
         return loaded
+
+    def _apply_fast_path(self, transformer: torch.nn.Module) -> FastPath:
+        """Swap in the dequant kernels and compile the blocks, as planned; the warm-up then compiles."""
+        fast = self.fast
+        record = FastPath(
+            dequant_kernels=fast.kernels, compile="regional" if fast.compile else "off", notes=list(fast.notes)
+        )
+        if fast.kernels or fast.compile:
+            swap = fastpath.swap_gguf_linears(transformer, kernels=fast.kernels)
+            record.kernel_linears, record.kept_linears = swap.kernel, swap.plain
+        if fast.compile:
+            record.compile_backend = fast.backend
+            record.cache_dir = fastpath.configure_compile_cache(os.environ.get(COMPILE_CACHE_ENV))
+            record.cache_files_before = fastpath.cache_files(record.cache_dir)
+            fastpath.compile_regions(transformer, fast.backend)
+        return record
+
+    def _compile_failed(self, transformer: torch.nn.Module, record: FastPath, exc: Exception) -> None:
+        """A compiler failure costs the speed-up, not the audit: run eager and say why in the partial."""
+        reason = traceback.format_exception_only(exc)[-1].strip().splitlines()[0][:300]
+        log.warning("regional compile failed on %s, running eager: %s", self.label, reason)
+        fastpath.uncompile(transformer)
+        self.fast = dataclasses.replace(self.fast, compile=False)
+        record.compile, record.compile_backend, record.cache_files_before = "off", None, None
+        record.notes.append(f"regional compile failed, ran eager: {reason}")
 
     def _timed_describe(self, path: Any) -> Any:
         start = time.perf_counter()
@@ -345,7 +406,14 @@ class GroupRunner:
             results.append(compile_check.explain("transformer", loaded.transformer, **tkwargs))
         speedup = None
         if self.spec.compile_check.measure_speedup:
-            speedup = compile_check.measure_speedup(loaded.transformer, tkwargs, self.device)
+            record = self._fast_record
+            speedup = compile_check.measure_speedup(
+                loaded.transformer,
+                tkwargs,
+                self.device,
+                backend=self.fast.backend,
+                compiled_seconds=record.compile_seconds if self.fast.compile else None,
+            )
         return CompileCheck(
             quant=self.label, torch=torch.__version__, device=self.device.type, explain=results, speedup=speedup
         )
@@ -358,6 +426,8 @@ class GroupRunner:
         loaded.prompt_embeds = loaded.pooled = None  # type: ignore[assignment]
         self._transformer_kwargs = None
         del loaded
+        if self.fast.compile:
+            torch.compiler.reset()  # compiled graphs reference the blocks: without this the weights stay
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
