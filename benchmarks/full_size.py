@@ -35,6 +35,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=28)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--compile-check", action="store_true", help="also run the dynamo explain check (minutes)")
+    p.add_argument("--measure-speedup", action="store_true", help="with --compile-check: time eager vs compiled")
+    p.add_argument("--kernels", choices=["auto", "on", "off"], default="auto", help="spec.fastPath.dequantKernels")
+    p.add_argument("--compile", choices=["auto", "regional", "off"], default="auto", help="spec.fastPath.compile")
     return p.parse_args()
 
 
@@ -95,7 +98,12 @@ def main() -> int:
             "steps": args.steps,
             "maxSide": args.size,
             "warmup": 1,
-            "compileCheck": {"enabled": args.compile_check, "quant": quants[0]},
+            "compileCheck": {
+                "enabled": args.compile_check,
+                "quant": quants[0],
+                "measureSpeedup": args.measure_speedup,
+            },
+            "fastPath": {"dequantKernels": args.kernels, "compile": args.compile},
         },
     }
     audit = parse_document(doc)
@@ -120,13 +128,15 @@ def main() -> int:
             "transformerLoadSeconds": partial.load.transformer_load_seconds,
             "ggufLoadGBps": partial.quant.bytes / partial.load.transformer_load_seconds / 1e9,
             "load": partial.load.to_json(),
+            "fastPath": partial.fast_path.to_json() if partial.fast_path else None,
             "cleanup": partial.cleanup.to_json() if partial.cleanup else None,
             "compileCheck": partial.compile_check.to_json() if partial.compile_check else None,
         }
         print(
             f"{q}: group {wall:.1f} s, denoise {denoise:.1f} s (×{wall / denoise:.2f}), "
             f"median step {groups[q]['medianStepMs']:.1f} ms, peak {groups[q]['peakVramGiB']:.1f} GiB, "
-            f"GGUF {partial.quant.bytes / 1e9:.1f} GB loaded at {groups[q]['ggufLoadGBps']:.2f} GB/s",
+            f"GGUF {partial.quant.bytes / 1e9:.1f} GB loaded at {groups[q]['ggufLoadGBps']:.2f} GB/s, "
+            f"fast path {groups[q]['fastPath']}",
             flush=True,
         )
     props = torch.cuda.get_device_properties(0)
@@ -141,12 +151,14 @@ def main() -> int:
         "size": args.size,
         "steps": args.steps,
         "guidance": doc["spec"]["guidanceScales"],
+        "fastPathSpec": doc["spec"]["fastPath"],
         "build": build,
         "groups": groups,
         "environment": partial.environment.to_json() if partial.environment else None,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"full_size-{props.name.replace(' ', '_')}-{dt.date.today().isoformat()}.json"
+    tag = "" if (args.kernels, args.compile) == ("auto", "auto") else f"-kernels_{args.kernels}-compile_{args.compile}"
+    path = args.out / f"full_size-{props.name.replace(' ', '_')}-{dt.date.today().isoformat()}{tag}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
     return 0

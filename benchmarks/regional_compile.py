@@ -5,9 +5,20 @@ blocks, loaded through diffusers' native GGUF path) at FLUX.1-Fill-dev's shapes,
 at 1024×1024 (4096 image + 512 text tokens), median of ``--repeats`` CUDA-event timings:
 
 - ``eager``;
-- ``regional``: ``compile_repeated_blocks(fullgraph=True)`` — one graph per block class,
+- ``regional``: diffusers' dequantization (``PlainGGUFLinear``) under
+  ``compile_repeated_blocks(fullgraph=True)`` — one graph per block class,
   shared by the 19 double and 38 single blocks — with its compile time (the first call);
+- ``kernels``: eager, with GGUF dequantization through the fast path's Triton kernels
+  (``fluxaudit_runner.fastpath.swap_gguf_linears``);
+- ``fast``: the runner's fast path: the kernels, then regional compilation;
+- ``autotune``: diffusers' dequantization compiled regionally with
+  ``mode="max-autotune-no-cudagraphs"`` (Triton GEMM templates, which can fuse the
+  dequantization into the matmul's prologue);
 - ``whole``: ``torch.compile`` of the whole transformer, the reference the fast path is held to.
+
+A mode starts from a freshly loaded model whenever the one before it compiled or swapped
+modules (``fast`` right after ``kernels`` continues with the swapped model).  ``--profile MODE`` adds the ten
+most expensive CUDA kernels of one forward of that mode.
 
 Run it twice with the same ``TORCHINDUCTOR_CACHE_DIR`` to see a warm persistent cache: the
 result line says whether the cache held anything before the compile.  Each run appends one
@@ -31,12 +42,14 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+MODES = ("eager", "regional", "kernels", "fast", "autotune", "whole")
 
 
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variant", default="Q8_0", help="bf16, Q8_0, Q4_0 or Q5_K_S")
-    p.add_argument("--modes", default="eager,regional", help="comma-separated: eager, regional, whole")
+    p.add_argument("--modes", default="eager,regional,kernels,fast", help="comma-separated: " + ", ".join(MODES))
+    p.add_argument("--profile", default="", help="comma-separated modes to profile one forward of")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--text-tokens", type=int, default=512)
@@ -140,6 +153,40 @@ def cache_entries() -> int:
     return sum(1 for _ in Path(cache).rglob("*") if _.is_file())
 
 
+def prepare(model: torch.nn.Module, mode: str, entry: dict[str, Any]) -> Any:
+    """The callable a mode times; records which linears took the kernels and how full the cache was."""
+    from fluxaudit_runner import fastpath
+
+    if mode == "eager":
+        return model
+    if mode == "kernels" or (
+        mode == "fast" and not any(isinstance(m, fastpath.KernelGGUFLinear) for m in model.modules())
+    ):
+        entry["kernels"] = fastpath.swap_gguf_linears(model, kernels=True).to_json()
+    if mode == "kernels":
+        return model
+    entry["cacheFilesBefore"] = cache_entries()
+    if mode != "fast":  # diffusers' formulas, minus the tensor subclass dynamo cannot trace
+        entry["kernels"] = fastpath.swap_gguf_linears(model, kernels=False).to_json()
+    if mode == "whole":
+        return torch.compile(model, fullgraph=True)
+    if mode == "autotune":
+        model.compile_repeated_blocks(fullgraph=True, mode="max-autotune-no-cudagraphs")
+    else:
+        fastpath.compile_regions(model)
+    return model
+
+
+def top_kernels(target: Any, kwargs: dict[str, Any], count: int = 10) -> list[dict[str, Any]]:
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        target(**kwargs)
+        torch.cuda.synchronize()
+    rows = sorted(prof.key_averages(), key=lambda e: e.device_time_total, reverse=True)[:count]
+    return [{"kernel": r.key[:120], "calls": r.count, "ms": r.device_time_total / 1000} for r in rows]
+
+
 def main() -> int:
     args = _args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -168,21 +215,25 @@ def main() -> int:
         "modes": {},
     }
     reference: torch.Tensor | None = None
-    for mode in args.modes.split(","):
+    modes = args.modes.split(",")
+    for mode in modes:
+        if mode not in MODES:
+            raise SystemExit(f"--modes: unknown mode {mode!r}; use {', '.join(MODES)}")
+    changed: str | None = None  # what the last mode did to the model in place: None, "swapped", "compiled"
+    for mode in modes:
+        if changed == "compiled" or (changed == "swapped" and mode != "fast"):
+            model = target = None  # type: ignore[assignment]
+            torch.compiler.reset()  # compiled graphs hold the old weights alive otherwise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            model = load(args.variant, args.arch, args.root, device)
+        changed = None if mode == "eager" else "swapped" if mode == "kernels" else "compiled"
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         entry: dict[str, Any] = {}
-        target = model
-        if mode == "regional":
-            entry["cacheFilesBefore"] = cache_entries()
-            model.compile_repeated_blocks(fullgraph=True)
-        elif mode == "whole":
-            entry["cacheFilesBefore"] = cache_entries()
-            target = torch.compile(model, fullgraph=True)
-        elif mode != "eager":
-            raise SystemExit(f"--modes: unknown mode {mode!r}; use eager, regional, whole")
+        target = prepare(model, mode, entry)
         first_ms, out = forward_ms(target, kwargs, device)
-        if mode != "eager":
+        if mode not in ("eager", "kernels"):
             entry["compileSeconds"] = first_ms / 1000
             entry["cacheFilesAfter"] = cache_entries()
         times = [forward_ms(target, kwargs, device)[0] for _ in range(args.repeats)]
@@ -194,10 +245,10 @@ def main() -> int:
         else:
             diff = (out.float() - reference).abs()
             entry["maxAbsDiffVsFirstMode"] = float(diff.max())
+        if mode in args.profile.split(",") and device.type == "cuda":
+            entry["topKernels"] = top_kernels(target, kwargs)
         result["modes"][mode] = entry
         print(json.dumps({"variant": args.variant, "mode": mode, **entry}), flush=True)
-        if mode == "regional":
-            model = load(args.variant, args.arch, args.root, device) if "whole" in args.modes else model
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "regional_compile.jsonl").open("a") as f:
         f.write(json.dumps(result) + "\n")
