@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +37,9 @@ from . import gguf_kernels
 class PlainGGUFLinear(torch.nn.Module):
     """A GGUF linear holding its bytes as a plain tensor, dequantized with diffusers' own formulas.
 
-    diffusers' ``GGUFParameter`` is a tensor subclass that torch.compile cannot trace through
-    (torch 2.13: "Unsupported tensor subclass overridden attribute access"), so every GGUF
+    diffusers' ``GGUFParameter`` is a tensor subclass that torch.compile may refuse to trace
+    under fullgraph (torch 2.13, the tiny model's regional compile: "Unsupported tensor subclass
+    overridden attribute access"; it depends on what dynamo saw before), so every GGUF
     linear is swapped before regional compilation: to this one where no kernel exists for
     its type, to :class:`KernelGGUFLinear` where one does."""
 
@@ -125,7 +127,7 @@ def uncompile(transformer: torch.nn.Module) -> None:
     torch.compiler.reset()
 
 
-def compile_regions(transformer: torch.nn.Module, backend: str = "inductor") -> int:
+def compile_regions(transformer: torch.nn.Module, backend: Any = "inductor") -> int:
     """Compile each repeated block class once (diffusers' ``compile_repeated_blocks``), fullgraph,
     so a graph break fails loudly instead of silently running eager.  Returns the blocks compiled."""
     transformer.compile_repeated_blocks(fullgraph=True, backend=backend)  # type: ignore[operator]

@@ -309,7 +309,8 @@ class GroupRunner:
 
     def _compile_failed(self, transformer: torch.nn.Module, record: FastPath, exc: Exception) -> None:
         """A compiler failure costs the speed-up, not the audit: run eager and say why in the partial."""
-        reason = traceback.format_exception_only(exc)[-1].strip().splitlines()[0][:300]
+        text = "".join(traceback.format_exception_only(exc))
+        reason = " ".join(line.strip() for line in text.splitlines() if line.strip())[:300]
         log.warning("regional compile failed on %s, running eager: %s", self.label, reason)
         fastpath.uncompile(transformer)
         self.fast = dataclasses.replace(self.fast, compile=False)
