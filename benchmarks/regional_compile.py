@@ -50,6 +50,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--variant", default="Q8_0", help="bf16, Q8_0, Q4_0 or Q5_K_S")
     p.add_argument("--modes", default="eager,regional,kernels,fast", help="comma-separated: " + ", ".join(MODES))
     p.add_argument("--profile", default="", help="comma-separated modes to profile one forward of")
+    p.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: a quick CPU smoke run)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--text-tokens", type=int, default=512)
@@ -153,7 +154,7 @@ def cache_entries() -> int:
     return sum(1 for _ in Path(cache).rglob("*") if _.is_file())
 
 
-def prepare(model: torch.nn.Module, mode: str, entry: dict[str, Any]) -> Any:
+def prepare(model: torch.nn.Module, mode: str, entry: dict[str, Any], backend: str = "inductor") -> Any:
     """The callable a mode times; records which linears took the kernels and how full the cache was."""
     from fluxaudit_runner import fastpath
 
@@ -169,11 +170,11 @@ def prepare(model: torch.nn.Module, mode: str, entry: dict[str, Any]) -> Any:
     if mode != "fast":  # diffusers' formulas, minus the tensor subclass dynamo cannot trace
         entry["kernels"] = fastpath.swap_gguf_linears(model, kernels=False).to_json()
     if mode == "whole":
-        return torch.compile(model, fullgraph=True)
+        return torch.compile(model, fullgraph=True, backend=backend)
     if mode == "autotune":
         model.compile_repeated_blocks(fullgraph=True, mode="max-autotune-no-cudagraphs")
     else:
-        fastpath.compile_regions(model)
+        fastpath.compile_regions(model, backend)
     return model
 
 
@@ -211,6 +212,7 @@ def main() -> int:
         "size": args.size,
         "textTokens": args.text_tokens,
         "repeats": args.repeats,
+        "backend": args.backend,
         "loadSeconds": load_s,
         "modes": {},
     }
@@ -231,7 +233,7 @@ def main() -> int:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         entry: dict[str, Any] = {}
-        target = prepare(model, mode, entry)
+        target = prepare(model, mode, entry, args.backend)
         first_ms, out = forward_ms(target, kwargs, device)
         if mode not in ("eager", "kernels"):
             entry["compileSeconds"] = first_ms / 1000

@@ -280,7 +280,13 @@ def operator(ctx: click.Context, namespaces: tuple[str, ...], liveness: str, log
     help="Where the tiny model is built (default: ~/.cache/fluxaudit/tiny-model).",
 )
 @click.option("--rebuild", is_flag=True, help="Rebuild the tiny model even if it exists.")
-def demo(out: str, seed: int, model_dir: str | None, rebuild: bool) -> None:
+@click.option(
+    "--no-compile-check",
+    "skip_compile_check",
+    is_flag=True,
+    help="Skip the torch.compile check (most of the demo's minute on CPU: dynamo traces the whole pipeline).",
+)
+def demo(out: str, seed: int, model_dir: str | None, rebuild: bool, skip_compile_check: bool) -> None:
     """Build a tiny random-weight FLUX.1-Fill with real GGUF files and audit it on CPU (about a minute)."""
     from fluxaudit_runner.demo import default_model_dir
 
@@ -297,7 +303,7 @@ def demo(out: str, seed: int, model_dir: str | None, rebuild: bool) -> None:
         t0 = time.perf_counter()
         model = build_tiny_model(root, seed=seed, force=rebuild)
     console.print(f"tiny model ready in {time.perf_counter() - t0:.1f} s at {root}")
-    doc = demo_document(model, seed)
+    doc = demo_document(model, seed, compile_check=not skip_compile_check)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_path = out_dir / "demo-audit.yaml"

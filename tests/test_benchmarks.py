@@ -48,3 +48,25 @@ def test_random_full_size_style_file_loads_through_the_production_path(tmp_path:
             guidance=torch.tensor([30.0]),
         ).sample
         assert out.shape == (1, 16, 64) and torch.isfinite(out).all(), quant
+
+
+def test_per_forward_harness_runs_every_cpu_mode_and_writes_its_result(tmp_path: Path, tiny_model) -> None:
+    """The GPU harness's own code path on the tiny model: a smoke run, not a timing."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "benchmarks.regional_compile", "--arch", "tiny", "--variant", "Q4_0",
+           "--modes", "eager,regional", "--backend", "aot_eager", "--size", "64", "--text-tokens", "16",
+           "--repeats", "1", "--out", str(tmp_path / "out"), "--root", str(tmp_path / "root")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = (tmp_path / "out" / "regional_compile.jsonl").read_text().splitlines()
+    result = json.loads(line)
+    assert result["variant"] == "Q4_0" and result["backend"] == "aot_eager" and result["gpu"] is None
+    modes = result["modes"]
+    assert list(modes) == ["eager", "regional"]
+    assert all(m["forwardMs"]["median"] > 0 for m in modes.values())
+    assert modes["regional"]["kernels"] == {"kernelLinears": 0, "kernelBytes": 0, "keptLinears": {"Q4_0": 40}}
+    # aot_eager replays the captured graph: the compiled mode computes what eager does
+    assert modes["regional"]["maxAbsDiffVsFirstMode"] == 0.0 and modes["regional"]["compileSeconds"] > 0

@@ -16,7 +16,7 @@ from .tiny.builder import DEMO_SIZE, TinyModel
 DEMO_STEPS = 4
 
 
-def demo_document(model: TinyModel, seed: int = 0) -> dict[str, Any]:
+def demo_document(model: TinyModel, seed: int = 0, compile_check: bool = True) -> dict[str, Any]:
     return {
         "apiVersion": "fluxaudit.dev/v1alpha1",
         "kind": "FluxAudit",
@@ -36,7 +36,7 @@ def demo_document(model: TinyModel, seed: int = 0) -> dict[str, Any]:
             "maxSide": DEMO_SIZE,
             "maxSequenceLength": 128,
             "dtype": "bfloat16",
-            "compileCheck": {"enabled": True, "quant": "Q8_0"},
+            "compileCheck": {"enabled": compile_check, "quant": "Q8_0"},
         },
     }
 
