@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from benchmarks.records import append_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHES = "4x4,8x4,8x8,16x4,16x8,32x4,32x8,64x4,64x8,128x8"
@@ -118,9 +119,7 @@ def main() -> int:
             f"{entry['diffusersInductor']['GBps']:.0f} GB/s, kernel {summary} (best {entry['best']})",
             flush=True,
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "dequant_kernels.jsonl").open("a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_jsonl(args.out, "dequant_kernels", result)
     return 0
 
 

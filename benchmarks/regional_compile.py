@@ -41,6 +41,8 @@ from typing import Any
 
 import torch
 
+from benchmarks.records import append_jsonl
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("eager", "regional", "kernels", "fast", "autotune", "whole")
 
@@ -251,9 +253,7 @@ def main() -> int:
             entry["topKernels"] = top_kernels(target, kwargs)
         result["modes"][mode] = entry
         print(json.dumps({"variant": args.variant, "mode": mode, **entry}), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "regional_compile.jsonl").open("a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_jsonl(args.out, "regional_compile", result)
     return 0
 
 
