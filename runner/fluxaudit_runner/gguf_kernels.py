@@ -40,6 +40,8 @@ def dequantize(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: torch
                launch: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
     """Run the kernel of ``qtype``: autotuned per weight size on a GPU; ``launch`` (blocks and
     warps per program) pins one shape, as the interpreter needs (it cannot time configs)."""
+    import triton
+
     from . import gguf_triton
 
     kind = GGMLQuantizationType(qtype)
@@ -58,18 +60,14 @@ def dequantize(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: torch
     # No FMA contraction: diffusers rounds d·q to fp16 before subtracting the min (K-quants), and
     # a fused multiply-add would round once, differing from it in the last bit.
     if launch is None:
-        grid = lambda meta: (triton_cdiv(n_blocks, meta["BLOCKS"]),)  # noqa: E731
+        grid = lambda meta: (triton.cdiv(n_blocks, meta["BLOCKS"]),)  # noqa: E731
         tuned[grid](*args, BF16_BITS=bf16, enable_fp_fusion=False)
     else:
         per_program, warps = launch
-        tuned.fn[(triton_cdiv(n_blocks, per_program),)](
+        tuned.fn[(triton.cdiv(n_blocks, per_program),)](
             *args, BLOCKS=per_program, BF16_BITS=bf16, num_warps=warps, enable_fp_fusion=False
         )
     return out
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return (a + b - 1) // b
 
 
 @torch.library.custom_op("fluxaudit::gguf_dequantize", mutates_args=())

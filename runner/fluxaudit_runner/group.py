@@ -7,7 +7,6 @@ done only once the partial lists it, and a rerun never repeats or rewrites one.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import gc
 import hashlib
@@ -90,6 +89,8 @@ class _Loaded:
     prompt_embeds: torch.Tensor
     pooled: torch.Tensor
     load: LoadTimings
+    #: what the transformer runs with; after the warm-up the one record of whether it is compiled.
+    fast_path: FastPath
 
 
 def _png(image: Any) -> bytes:
@@ -209,7 +210,7 @@ class GroupRunner:
                       "out_channels", "joint_attention_dim")
         }  # fmt: skip
         partial.load = loaded.load
-        partial.fast_path = self._fast_record
+        partial.fast_path = loaded.fast_path
         self._save(partial)
         try:
             done = partial.done_keys()
@@ -255,30 +256,31 @@ class GroupRunner:
             pipe.register_modules(transformer=transformer)
             t4 = time.perf_counter()
         memory_after_load = memory_in_use(self.device)
-        loaded = _Loaded(pipe, transformer, prompt_embeds, pooled, None)  # type: ignore[arg-type]
+        loaded = _Loaded(pipe, transformer, prompt_embeds, pooled, None, record)  # type: ignore[arg-type]
         t5 = time.perf_counter()
         self._transformer_kwargs = None
+
+        def warm_up(first: bool) -> None:
+            self._infer(
+                loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=first, steps=WARMUP_STEPS
+            )
+
         warmups = max(self.spec.warmup, COMPILED_WARMUPS if self.fast.compile else 0)
         seconds = []
         for i in range(warmups):
             start = time.perf_counter()
             try:
-                self._infer(
-                    loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=i == 0, steps=WARMUP_STEPS
-                )
+                warm_up(first=i == 0)
             except Exception as exc:
-                if i > 0 or not self.fast.compile:
+                if i > 0 or record.compile != "regional":
                     raise
                 self._compile_failed(transformer, record, exc)
-                self._infer(
-                    loaded, inputs, self.spec.guidance_scales[0], self.spec.seeds[0], capture=True, steps=WARMUP_STEPS
-                )
+                warm_up(first=True)
             seconds.append(time.perf_counter() - start)
         t6 = time.perf_counter()
-        if self.fast.compile:
+        if record.compile == "regional":
             record.compile_seconds = max(seconds[0] - seconds[1], 0.0)
             record.cache_files_after = fastpath.cache_files(record.cache_dir)
-        self._fast_record = record
         loaded.load = LoadTimings(
             download_seconds=t1 - t0,
             hash_seconds=getattr(self, "_hash_seconds", None),
@@ -313,7 +315,6 @@ class GroupRunner:
         reason = " ".join(line.strip() for line in text.splitlines() if line.strip())[:300]
         log.warning("regional compile failed on %s, running eager: %s", self.label, reason)
         fastpath.uncompile(transformer)
-        self.fast = dataclasses.replace(self.fast, compile=False)
         record.compile, record.compile_backend, record.cache_files_before = "off", None, None
         record.notes.append(f"regional compile failed, ran eager: {reason}")
 
@@ -407,13 +408,12 @@ class GroupRunner:
             results.append(compile_check.explain("transformer", loaded.transformer, **tkwargs))
         speedup = None
         if self.spec.compile_check.measure_speedup:
-            record = self._fast_record
             speedup = compile_check.measure_speedup(
                 loaded.transformer,
                 tkwargs,
                 self.device,
                 backend=self.fast.backend,
-                compiled_seconds=record.compile_seconds if self.fast.compile else None,
+                compiled_seconds=loaded.fast_path.compile_seconds,  # None unless the blocks run compiled
             )
         return CompileCheck(
             quant=self.label, torch=torch.__version__, device=self.device.type, explain=results, speedup=speedup
@@ -422,12 +422,13 @@ class GroupRunner:
     def _release(self, loaded: _Loaded) -> Cleanup:
         """Drop every model of the group and measure what came back."""
         before = memory_in_use(self.device)
+        compiled = loaded.fast_path.compile == "regional"
         loaded.pipe = None
         loaded.transformer = None  # type: ignore[assignment]
         loaded.prompt_embeds = loaded.pooled = None  # type: ignore[assignment]
         self._transformer_kwargs = None
         del loaded
-        if self.fast.compile:
+        if compiled:
             torch.compiler.reset()  # compiled graphs reference the blocks: without this the weights stay
         gc.collect()
         if self.device.type == "cuda":
