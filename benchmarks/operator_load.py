@@ -1,4 +1,4 @@
-"""Operator control-plane benchmark on the emulated API server (tests/kube).
+"""Operator control-plane benchmark on the emulated API server (tests/support/kube).
 
 Measures the real ``fluxaudit operator`` process against kmock's completed emulator:
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client  # noqa: E402
 
-from tests.kube.cluster import EmulatedCluster, OperatorProcess, wait_for  # noqa: E402
+from tests.support.kube.cluster import EmulatedCluster, OperatorProcess, wait_for  # noqa: E402
 
 NS = "audits"
 GROUP, VERSION, PLURAL = "fluxaudit.dev", "v1alpha1", "fluxaudits"

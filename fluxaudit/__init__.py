@@ -1,8 +1,10 @@
 """FluxAudit: reproducible audits of GGUF-quantized FLUX.1-Fill.
 
-This package is the contract the runner and the operator share — spec model,
-result schema, storage backends, report builder — and the ``fluxaudit`` CLI.
-It never imports torch or diffusers at module level: the operator image stays small.
+This package is the contract the runner and the operator share — the names they
+communicate by (``contract``), the error roots (``errors``), the spec model, the
+result schema, the run-folder layout, the storage interface and backends, the quality
+metrics and the report builder.  It imports neither the runner, the operator, the CLI,
+torch nor kopf (``tests/contract/test_boundaries.py``): the operator image stays small.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -13,7 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from .errors import PermanentError
+
 SCHEMA_VERSION = 1
+
+
+class ResumeConflict(PermanentError):
+    """A stored partial was written for a different spec (or file): resuming would mix results."""
 
 
 class _Schema(BaseModel):
@@ -117,12 +123,27 @@ class ExplainResult(_Schema):
     error: str | None = None
 
 
+class Speedup(_Schema):
+    """Eager vs compiled transformer forwards, measured (``compile_check.measure_speedup``)."""
+
+    #: regional: the blocks as the audit ran them vs ``force_eager``; whole: ``torch.compile`` of the transformer.
+    mode: Literal["regional", "whole"]
+    backend: str
+    eager_step_seconds: float
+    compiled_step_seconds: float
+    compile_seconds: float | None
+    speedup: float | None
+    #: PSNR of the compiled output against eager over its range; inf when bit-identical.
+    output_psnr_db: float | None
+    output_max_abs_diff: float
+
+
 class CompileCheck(_Schema):
     quant: str
     torch: str
     device: str
     explain: list[ExplainResult]
-    speedup: dict[str, Any] | None = None
+    speedup: Speedup | None = None
 
 
 class Cleanup(_Schema):

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
 #: Dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s (sparsity not counted).
 #: Matched against torch.cuda.get_device_name(); the first matching key wins.
 BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
@@ -69,12 +72,22 @@ def bf16_peak_tflops(gpu_name: str | None) -> float | None:
     return None
 
 
-def utilisation(flops_per_step: float, step_seconds: float, gpu_name: str | None) -> dict[str, float | None]:
+class Utilisation(BaseModel):
+    """How close a measured step ran to the GPU's datasheet peak (None where unknown)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    flops_per_step: float
+    achieved_tflops: float | None
+    peak_tflops: float | None
+    fraction_of_peak: float | None
+
+
+def utilisation(flops_per_step: float, step_seconds: float, gpu_name: str | None) -> Utilisation:
     achieved = flops_per_step / step_seconds / 1e12 if step_seconds > 0 else None
     peak = bf16_peak_tflops(gpu_name)
-    return {
-        "flopsPerStep": flops_per_step,
-        "achievedTflops": achieved,
-        "peakTflops": peak,
-        "fractionOfPeak": achieved / peak if achieved is not None and peak else None,
-    }
+    return Utilisation(
+        flops_per_step=flops_per_step,
+        achieved_tflops=achieved,
+        peak_tflops=peak,
+        fraction_of_peak=achieved / peak if achieved is not None and peak else None,
+    )

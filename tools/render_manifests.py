@@ -1,7 +1,7 @@
 """Write manifests/rbac.yaml and manifests/deployment.yaml from the chart's default render.
 
 The plain manifests are the chart with its default values, so `kubectl apply -k manifests/`
-and `helm install` install the same operator; tests/test_chart.py keeps them equal.
+and `helm install` install the same operator; tests/operator/test_chart.py keeps them equal.
 
     python tools/render_manifests.py
 """
@@ -17,7 +17,7 @@ from fetch_helm import fetch
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (
     "# Rendered from charts/fluxaudit with its default values by tools/render_manifests.py:\n"
-    "# edit the chart, then re-run the tool (tests/test_chart.py checks they agree).\n"
+    "# edit the chart, then re-run the tool (tests/operator/test_chart.py checks they agree).\n"
 )
 
 

@@ -1,7 +1,8 @@
 """Build the audit report from stored partials: the one place both modes share.
 
-``build_report`` is the thin I/O shell: read partials and images from storage,
-call the pure builders, write REPORT.md, report.json and the pictures back.
+``build_report`` is the thin I/O shell: read partials and images from storage, call
+the pure builders (``model`` → ``decisions`` → ``data``), write REPORT.md, report.json
+and the pictures back.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +21,9 @@ from ..layout import RunLayout
 from ..results import Partial
 from ..spec import FluxAudit
 from ..storage import NotFound, Storage
-from .decisions import decide
+from .data import ReportData, build_report_data, report_json
 from .figures import contact_sheet, diff_sheet, drift_chart, latency_chart
-from .markdown import render_markdown
-from .model import ReportData, build_report_data, report_json
+from .markdown import Figures, render_markdown
 
 __all__ = ["BuiltReport", "ReportData", "build_report", "read_partials"]
 
@@ -35,17 +34,6 @@ class BuiltReport:
     json: dict[str, Any]
     markdown: str
     paths: dict[str, str]
-
-
-def _finite(obj: Any) -> Any:
-    """Strict JSON: PSNR of identical images is written as the string "inf"."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "inf" if obj > 0 else "-inf" if obj < 0 else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def read_partials(audit: FluxAudit, storage: Storage) -> dict[str, Partial | None]:
@@ -78,22 +66,11 @@ def _reader(storage: Storage) -> Callable[[str], np.ndarray | None]:
 
 def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
-    data = build_report_data(audit, read_partials(audit, storage))
     # One decode per stored object: quality reads each reference image once per quant,
     # and the contact and difference sheets read them all again.
     read = functools.lru_cache(maxsize=None)(_reader(storage))
     mask = read(layout.input_mask)
-    data.decisions = decide(
-        audit.spec.reference,
-        data.groups,
-        data.cells,
-        list(audit.spec.guidance_scales),
-        audit.spec.quality,
-        data.compile_check,
-        mask,
-        read(layout.input_image),
-        read,
-    )
+    data = build_report_data(audit, read_partials(audit, storage), mask, read(layout.input_image), read)
 
     storage.write_bytes(layout.contact_sheet, contact_sheet(data, read, mask), "image/png")
     storage.write_bytes(layout.diff_sheet, diff_sheet(data, read), "image/png")
@@ -103,14 +80,14 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     def link(path: str) -> str:
         return storage.link(path, layout.root, audit.spec.storage.signed_url_hours)
 
-    figures = {
-        "contact_sheet": link(layout.contact_sheet),
-        "diff_sheet": link(layout.diff_sheet),
-        "latency": link(layout.latency_chart),
-        "drift": link(layout.drift_chart),
-    }
+    figures = Figures(
+        contact_sheet=link(layout.contact_sheet),
+        diff_sheet=link(layout.diff_sheet),
+        drift=link(layout.drift_chart),
+        latency=link(layout.latency_chart),
+    )
     markdown = render_markdown(data, link, figures)
-    doc = _finite(report_json(data))
+    doc = report_json(data)
     storage.write_bytes(layout.report_md, markdown.encode(), "text/markdown; charset=utf-8")
     storage.write_bytes(
         layout.report_json,

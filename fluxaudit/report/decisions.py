@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from .. import quality
-from ..spec import UNQUANTIZED, QualitySpec
-from .model import CellSummary, GroupSummary
+from ..results import CompileCheck
+from ..spec import UNQUANTIZED, FluxAuditSpec, QualitySpec
+from .model import CellSummary, GroupSummary, ReportModel
 
 ArrayReader = Callable[[str], np.ndarray | None]
 
+#: compile verdicts: at least this measured speed-up is a "go", at least 1.0 "marginal".
+COMPILE_GO_SPEEDUP = 1.05
 
-@dataclass(frozen=True)
-class CellQuality:
+
+class CellQuality(ReportModel):
     quant: str
     guidance: float
     seed: int
@@ -39,8 +40,7 @@ class CellQuality:
     clipped_inside: float | None
 
 
-@dataclass(frozen=True)
-class QuantVerdict:
+class QuantVerdict(ReportModel):
     label: str
     passes: bool
     failures: list[str]
@@ -51,31 +51,29 @@ class QuantVerdict:
     median_latent_mad: float | None
 
 
-@dataclass(frozen=True)
-class GuidanceRow:
+class GuidanceRow(ReportModel):
     guidance: float
     psnr_outside_vs_input: float | None
     clipped_inside: float | None
     flags: list[str]
 
 
-@dataclass
-class Decisions:
+class Decisions(ReportModel):
     reference: str | None
     reference_reason: str
-    cells: list[CellQuality] = field(default_factory=list)
-    verdicts: list[QuantVerdict] = field(default_factory=list)
-    recommended_quant: str | None = None
-    quant_rule: str = ""
-    quant_reason: str = ""
-    guidance_quant: str | None = None
-    guidance_rows: list[GuidanceRow] = field(default_factory=list)
-    suggested_guidance: float | None = None
-    guidance_rule: str = ""
-    compile_decision: str = "not run"
-    compile_reasons: list[str] = field(default_factory=list)
-    compile_rule: str = ""
-    notes: list[str] = field(default_factory=list)
+    cells: list[CellQuality]
+    verdicts: list[QuantVerdict]
+    recommended_quant: str | None
+    quant_rule: str
+    quant_reason: str
+    guidance_quant: str | None
+    guidance_rows: list[GuidanceRow]
+    suggested_guidance: float | None
+    guidance_rule: str
+    compile_decision: str
+    compile_reasons: list[str]
+    compile_rule: str
+    notes: list[str]
 
 
 def pick_reference(requested: str | None, groups: list[GroupSummary]) -> tuple[str | None, str]:
@@ -91,7 +89,7 @@ def pick_reference(requested: str | None, groups: list[GroupSummary]) -> tuple[s
     return best.label, f"largest GGUF file audited ({best.label}), the highest precision available"
 
 
-def _cell_quality(
+def cell_quality(
     cell: CellSummary,
     ref: CellSummary | None,
     mask: np.ndarray | None,
@@ -131,7 +129,7 @@ def _cell_quality(
     )
 
 
-def _verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdict:
+def verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdict:
     failures = []
     for c in cells:
         if c.psnr_whole is None or c.ssim_whole is None:
@@ -164,18 +162,15 @@ def _verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdi
 
 def recommend_quant(verdicts: list[QuantVerdict], groups: list[GroupSummary], q: QualitySpec) -> tuple[str | None, str]:
     by_label = {g.label: g for g in groups}
-    passing = [
-        by_label[v.label]
-        for v in verdicts
-        if v.passes and v.label != UNQUANTIZED and by_label[v.label].median_wall_seconds is not None
-    ]
+    timed = {g.label: g.median_wall_seconds for g in groups if g.median_wall_seconds is not None}
+    passing = [by_label[v.label] for v in verdicts if v.passes and v.label != UNQUANTIZED and v.label in timed]
     if not passing:
         return None, "no quant stays within the thresholds at every cell"
-    fastest = min(g.median_wall_seconds for g in passing)  # type: ignore[type-var]
-    tied = [g for g in passing if g.median_wall_seconds <= fastest * (1 + q.speed_tie_tolerance)]  # type: ignore[operator]
-    pick = min(tied, key=lambda g: (g.bytes or 0, g.median_wall_seconds, g.label))
+    fastest = min(timed[g.label] for g in passing)
+    tied = [g for g in passing if timed[g.label] <= fastest * (1 + q.speed_tie_tolerance)]
+    pick = min(tied, key=lambda g: (g.bytes or 0, timed[g.label], g.label))
     others = ", ".join(g.label for g in tied if g is not pick)
-    reason = f"{pick.label}: passes every cell at {pick.median_wall_seconds:.3f} s/image (median)"
+    reason = f"{pick.label}: passes every cell at {timed[pick.label]:.3f} s/image (median)"
     if others:
         reason += f"; as fast (within {q.speed_tie_tolerance:.0%}) as {others}, and the smallest file"
     return pick.label, reason
@@ -184,64 +179,55 @@ def recommend_quant(verdicts: list[QuantVerdict], groups: list[GroupSummary], q:
 def guidance_table(
     cells: list[CellQuality], quant: str | None, guidance: list[float], q: QualitySpec
 ) -> tuple[list[GuidanceRow], float | None]:
-    rows = []
+    measured: list[tuple[float, float | None, float | None]] = []
     for g in guidance:
         mine = [c for c in cells if c.quant == quant and c.guidance == g]
         outs = [c.psnr_outside_vs_input for c in mine if c.psnr_outside_vs_input is not None]
         clips = [c.clipped_inside for c in mine if c.clipped_inside is not None]
-        rows.append(
-            GuidanceRow(
-                guidance=g,
-                psnr_outside_vs_input=statistics.median(outs) if outs else None,
-                clipped_inside=max(clips) if clips else None,
-                flags=[],
-            )
-        )
-    known = [r.psnr_outside_vs_input for r in rows if r.psnr_outside_vs_input is not None]
+        measured.append((g, statistics.median(outs) if outs else None, max(clips) if clips else None))
+    known = [out for _, out, _ in measured if out is not None]
     best = max(known) if known else None
-    for r in rows:
-        if (
-            best is not None
-            and r.psnr_outside_vs_input is not None
-            and r.psnr_outside_vs_input < best - q.outside_mask_drop_db
-        ):
-            r.flags.append(f"outside-mask drift: {best - r.psnr_outside_vs_input:.1f} dB below the best guidance")
-        if r.clipped_inside is not None and r.clipped_inside > q.saturation_fraction:
-            r.flags.append(f"saturation: {r.clipped_inside:.1%} of in-mask pixels clipped")
+    rows = []
+    for g, out, clipped in measured:
+        flags = []
+        if best is not None and out is not None and out < best - q.outside_mask_drop_db:
+            flags.append(f"outside-mask drift: {best - out:.1f} dB below the best guidance")
+        if clipped is not None and clipped > q.saturation_fraction:
+            flags.append(f"saturation: {clipped:.1%} of in-mask pixels clipped")
+        rows.append(GuidanceRow(guidance=g, psnr_outside_vs_input=out, clipped_inside=clipped, flags=flags))
     clean = [r for r in rows if not r.flags and r.psnr_outside_vs_input is not None]
     suggested = max(clean, key=lambda r: (r.psnr_outside_vs_input, -r.guidance)).guidance if clean else None
     return rows, suggested
 
 
-def compile_decision(cc: dict[str, Any] | None) -> tuple[str, list[str]]:
+def compile_decision(cc: CompileCheck | None) -> tuple[str, list[str]]:
     if cc is None:
         return "not run", ["compileCheck.enabled is false, or its group did not finish"]
-    t = next((e for e in cc["explain"] if e["target"] == "transformer"), None)
+    t = next((e for e in cc.explain if e.target == "transformer"), None)
     reasons: list[str] = []
-    if t is None or t.get("error"):
-        return "no-go", [f"dynamo could not trace the transformer: {t.get('error') if t else 'no trace'}"]
-    reasons.append(f"transformer: {t['graphCount']} graph(s), {t['graphBreakCount']} break(s)")
-    pipe = next((e for e in cc["explain"] if e["target"] == "pipeline"), None)
-    if pipe is not None and not pipe.get("error"):
+    if t is None or t.error:
+        return "no-go", [f"dynamo could not trace the transformer: {t.error if t else 'no trace'}"]
+    reasons.append(f"transformer: {t.graph_count} graph(s), {t.graph_break_count} break(s)")
+    pipe = next((e for e in cc.explain if e.target == "pipeline"), None)
+    if pipe is not None and not pipe.error:
         reasons.append(
-            f"whole pipeline: {pipe['graphCount']} graphs, {pipe['graphBreakCount']} breaks "
+            f"whole pipeline: {pipe.graph_count} graphs, {pipe.graph_break_count} breaks "
             "(expected: generator-driven randn, PIL, progress bar; compile the transformer, not the pipeline)"
         )
-    if t["graphBreakCount"] > 0:
-        reasons += [f"break: {r['reason']}" for r in t["breakReasons"]]
+    if t.graph_break_count > 0:
+        reasons += [f"break: {r.reason}" for r in t.break_reasons]
         return "no-go", reasons
-    sp = cc.get("speedup") or {}
-    speedup = sp.get("speedup")
-    if speedup is None:
+    sp = cc.speedup
+    if sp is None or sp.speedup is None:
         reasons.append("speed-up not measured (compileCheck.measureSpeedup: true measures it)")
         return "go (traceable; speed-up unmeasured)", reasons
     reasons.append(
-        f"measured {speedup:.2f}× ({sp['eagerStepSeconds'] * 1000:.1f} → {sp['compiledStepSeconds'] * 1000:.1f} ms "
-        f"per forward) after {sp['compileSeconds']:.0f} s of compiling"
+        f"measured {sp.speedup:.2f}× ({sp.eager_step_seconds * 1000:.1f} → {sp.compiled_step_seconds * 1000:.1f} ms "
+        f"per forward) after {sp.compile_seconds or 0:.0f} s of compiling"
     )
-    if speedup >= 1.05:
+    if sp.speedup >= COMPILE_GO_SPEEDUP:
         return "go", reasons
-    if speedup >= 1.0:
+    if sp.speedup >= 1.0:
         return "marginal", reasons
     return "no-go", reasons
 
@@ -258,42 +244,60 @@ GUIDANCE_RULE = (
 )
 COMPILE_RULE = (
     "go when the transformer traces as one graph with no breaks and the measured speed-up (when measured) is "
-    "≥ 1.05×; marginal between 1.00× and 1.05×; no-go on any transformer graph break, trace error or slow-down"
+    f"≥ {COMPILE_GO_SPEEDUP:.2f}×; marginal between 1.00× and {COMPILE_GO_SPEEDUP:.2f}×; no-go on any transformer "
+    "graph break, trace error or slow-down"
 )
 
 
+def _notes(mask: np.ndarray | None) -> list[str]:
+    if mask is None:
+        return ["the mask used by the runner is missing from the run folder: quality not computed"]
+    if quality.mask_coverage(mask) in (0.0, 1.0):
+        return ["the mask is empty or covers the whole image: inside/outside scores are partly undefined"]
+    return []
+
+
 def decide(
-    reference_request: str | None,
+    spec: FluxAuditSpec,
     groups: list[GroupSummary],
     cells: list[CellSummary],
-    guidance: list[float],
-    q: QualitySpec,
-    compile_check: dict[str, Any] | None,
+    compile_check: CompileCheck | None,
     mask: np.ndarray | None,
     input_image: np.ndarray | None,
     read: ArrayReader,
 ) -> Decisions:
-    reference, why = pick_reference(reference_request, groups)
-    out = Decisions(reference=reference, reference_reason=why)
-    out.quant_rule = QUANT_RULE.format(
-        tol=q.speed_tie_tolerance, psnr=q.min_psnr_db, ssim=q.min_ssim, out=q.min_outside_mask_psnr_db
-    )
-    out.guidance_rule = GUIDANCE_RULE.format(drop=q.outside_mask_drop_db, sat=q.saturation_fraction)
-    out.compile_rule = COMPILE_RULE
-    if mask is None:
-        out.notes.append("the mask used by the runner is missing from the run folder: quality not computed")
-    elif quality.mask_coverage(mask) in (0.0, 1.0):
-        out.notes.append("the mask is empty or covers the whole image: inside/outside scores are partly undefined")
+    q = spec.quality
+    reference, why = pick_reference(spec.reference, groups)
     ref_cells = {(c.guidance, c.seed): c for c in cells if c.quant == reference}
-    out.cells = [_cell_quality(c, ref_cells.get((c.guidance, c.seed)), mask, input_image, read) for c in cells]
-    for g in groups:
-        if g.status == "complete" or any(c.quant == g.label for c in out.cells):
-            out.verdicts.append(_verdict(g.label, [c for c in out.cells if c.quant == g.label], q))
+    qualities = [cell_quality(c, ref_cells.get((c.guidance, c.seed)), mask, input_image, read) for c in cells]
+    verdicts = [
+        verdict(g.label, [c for c in qualities if c.quant == g.label], q)
+        for g in groups
+        if g.status == "complete" or any(c.quant == g.label for c in qualities)
+    ]
     if reference is not None:
-        out.recommended_quant, out.quant_reason = recommend_quant(out.verdicts, groups, q)
+        recommended, quant_reason = recommend_quant(verdicts, groups, q)
     else:
-        out.quant_reason = "no reference: " + why
-    out.guidance_quant = out.recommended_quant or reference
-    out.guidance_rows, out.suggested_guidance = guidance_table(out.cells, out.guidance_quant, guidance, q)
-    out.compile_decision, out.compile_reasons = compile_decision(compile_check)
-    return out
+        recommended, quant_reason = None, "no reference: " + why
+    guidance_quant = recommended or reference
+    rows, suggested = guidance_table(qualities, guidance_quant, list(spec.guidance_scales), q)
+    compile_verdict, compile_reasons = compile_decision(compile_check)
+    return Decisions(
+        reference=reference,
+        reference_reason=why,
+        cells=qualities,
+        verdicts=verdicts,
+        recommended_quant=recommended,
+        quant_rule=QUANT_RULE.format(
+            tol=q.speed_tie_tolerance, psnr=q.min_psnr_db, ssim=q.min_ssim, out=q.min_outside_mask_psnr_db
+        ),
+        quant_reason=quant_reason,
+        guidance_quant=guidance_quant,
+        guidance_rows=rows,
+        suggested_guidance=suggested,
+        guidance_rule=GUIDANCE_RULE.format(drop=q.outside_mask_drop_db, sat=q.saturation_fraction),
+        compile_decision=compile_verdict,
+        compile_reasons=compile_reasons,
+        compile_rule=COMPILE_RULE,
+        notes=_notes(mask),
+    )

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from ..layout import guidance_token
-from .model import ReportData
+from .data import ReportData
 
 LABEL_W = 90
 HEADER_H = 22
@@ -178,7 +178,8 @@ def latency_chart(data: ReportData) -> bytes:
     ax.set_xticks(range(len(guidance)), [guidance_token(g) for g in guidance])
     ax.set_xlabel("guidance scale")
     ax.set_ylabel("wall seconds per image")
-    device = (data.environment or {}).get("gpuName") or (data.environment or {}).get("device", "?")
+    env = data.environment
+    device = (env.gpu_name or env.device) if env else "?"
     ax.set_title(f"Latency per image — {device}, {data.audit.spec.steps} steps")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)

@@ -1,27 +1,32 @@
-"""Partials → report data (pure: no I/O, no clock).
+"""The report's data, typed: partials → summaries → (decisions) → ``ReportData`` (pure: no I/O, no clock).
 
-The report is a function of the stored partials and the spec only, so rebuilding
-it later (``fluxaudit report``) gives the same bytes, and the operator and the
-local CLI produce the same report from the same results.
+The report is a function of the stored partials, the stored pixels and the spec only,
+so rebuilding it later (``fluxaudit report``) gives the same bytes, and the operator
+and the local CLI produce the same report from the same results.  The markdown and
+report.json both read these models; report.json is their camelCase dump.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
-from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from ..results import Cell, Partial
+from ..results import Cell, Cleanup, CompileCheck, Environment, FastPath, LoadTimings, Partial
 from ..spec import FluxAudit
-from ..utilisation import FluxShape, tokens, transformer_flops, utilisation
+from ..utilisation import FluxShape, Utilisation, tokens, transformer_flops, utilisation
 
 REPORT_SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
-class CellSummary:
+class ReportModel(BaseModel):
+    """camelCase in report.json, snake_case in Python, immutable once built."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+
+class CellSummary(ReportModel):
     """All repeats of one (quant, guidance, seed) cell."""
 
     quant: str
@@ -38,45 +43,37 @@ class CellSummary:
     latents: str | None
 
 
-@dataclass(frozen=True)
-class GroupSummary:
+class GroupSummary(ReportModel):
     label: str
     file: str
     status: str
-    cells_done: int
-    cells_total: int
-    error: str | None
-    bytes: int | None
-    sha256: str | None
-    tensor_types: dict[str, int]
-    load: dict[str, Any] | None
-    median_wall_seconds: float | None
-    median_seconds_per_step: float | None
-    max_peak_memory_bytes: int | None
-    attempts: int
-    cleanup: dict[str, Any] | None
+    cells_done: int = 0
+    cells_total: int = 0
+    error: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    tensor_types: dict[str, int] = Field(default_factory=dict)
+    load: LoadTimings | None = None
+    median_wall_seconds: float | None = None
+    median_seconds_per_step: float | None = None
+    max_peak_memory_bytes: int | None = None
+    attempts: int = 0
+    cleanup: Cleanup | None = None
     #: FLOPs per step, achieved TFLOP/s at the median step, fraction of the GPU's bf16 peak.
-    utilisation: dict[str, float | None] | None = None
+    utilisation: Utilisation | None = None
     #: what the transformer ran with (dequant kernels, regional compile, compile time, cache).
-    fast_path: dict[str, Any] | None = None
+    fast_path: FastPath | None = None
 
 
-@dataclass
-class ReportData:
-    audit: FluxAudit
-    run_id: str
-    generated_at: str | None
-    environment: dict[str, Any] | None
+class Summaries(ReportModel):
+    """What the partials say, before any pixel is read."""
+
     groups: list[GroupSummary]
     cells: list[CellSummary]
-    compile_check: dict[str, Any] | None
-    missing: list[str] = field(default_factory=list)
-    #: quality and recommendations (decisions.Decisions), computed from stored pixels.
-    decisions: Any = None
-
-    @property
-    def complete(self) -> bool:
-        return not self.missing and all(g.status == "complete" for g in self.groups)
+    environment: Environment | None
+    compile_check: CompileCheck | None
+    missing: list[str]
+    generated_at: str | None
 
 
 def _median(values: list[float]) -> float | None:
@@ -114,7 +111,7 @@ def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
     return out
 
 
-def _utilisation(p: Partial, audit: FluxAudit, summaries: list[CellSummary]) -> dict[str, float | None] | None:
+def _utilisation(p: Partial, audit: FluxAudit, summaries: list[CellSummary]) -> Utilisation | None:
     if p.transformer_config is None or not summaries:
         return None
     image_tokens, text_tokens = tokens(p.height, p.width, audit.spec.max_sequence_length)
@@ -123,12 +120,33 @@ def _utilisation(p: Partial, audit: FluxAudit, summaries: list[CellSummary]) -> 
     return utilisation(flops, step, p.environment.gpu_name if p.environment else None)
 
 
-def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> ReportData:
+def _group(label: str, file: str, p: Partial, audit: FluxAudit, summaries: list[CellSummary]) -> GroupSummary:
+    return GroupSummary(
+        label=label,
+        file=p.quant.file if p.quant else file,
+        status=p.status,
+        cells_done=p.cells_done,
+        cells_total=p.cells_total,
+        error=p.error,
+        bytes=p.quant.bytes if p.quant else None,
+        sha256=p.quant.sha256 if p.quant else None,
+        tensor_types=p.quant.tensor_types if p.quant else {},
+        load=p.load,
+        median_wall_seconds=_median([s.wall_seconds for s in summaries]),
+        median_seconds_per_step=_median([s.seconds_per_step for s in summaries]),
+        max_peak_memory_bytes=max((s.peak_memory_bytes for s in summaries), default=None),
+        attempts=p.attempts,
+        cleanup=p.cleanup,
+        utilisation=_utilisation(p, audit, summaries),
+        fast_path=p.fast_path,
+    )
+
+
+def summarize(audit: FluxAudit, partials: dict[str, Partial | None]) -> Summaries:
     """``partials`` maps every group label (the quants, plus bf16 when it is the reference) to its partial (None if absent)."""
     groups: list[GroupSummary] = []
     cells: list[CellSummary] = []
-    environment = None
-    compile_check = None
+    environment = compile_check = None
     finished: list[str] = []
     missing = []
     files = {q.label: q.file for q in audit.spec.quants}
@@ -137,112 +155,20 @@ def build_report_data(audit: FluxAudit, partials: dict[str, Partial | None]) -> 
         file = files.get(label, "base repo transformer (unquantized)")
         if p is None:
             missing.append(label)
-            groups.append(
-                GroupSummary(
-                    label,
-                    file,
-                    "missing",
-                    0,
-                    0,
-                    "no results were written",
-                    None,
-                    None,
-                    {},
-                    None,
-                    None,
-                    None,
-                    None,
-                    0,
-                    None,
-                )
-            )
+            groups.append(GroupSummary(label=label, file=file, status="missing", error="no results were written"))
             continue
         summaries = _summarize_cells(label, p.cells)
         cells.extend(summaries)
-        if environment is None and p.environment is not None:
-            environment = p.environment.to_json()
-        if p.compile_check is not None:
-            compile_check = p.compile_check.to_json()
+        environment = environment or p.environment
+        compile_check = p.compile_check or compile_check
         if p.finished_at:
             finished.append(p.finished_at)
-        groups.append(
-            GroupSummary(
-                label=label,
-                file=p.quant.file if p.quant else file,
-                status=p.status,
-                cells_done=p.cells_done,
-                cells_total=p.cells_total,
-                error=p.error,
-                bytes=p.quant.bytes if p.quant else None,
-                sha256=p.quant.sha256 if p.quant else None,
-                tensor_types=p.quant.tensor_types if p.quant else {},
-                load=p.load.to_json() if p.load else None,
-                median_wall_seconds=_median([s.wall_seconds for s in summaries]),
-                median_seconds_per_step=_median([s.seconds_per_step for s in summaries]),
-                max_peak_memory_bytes=max((s.peak_memory_bytes for s in summaries), default=None),
-                attempts=p.attempts,
-                cleanup=p.cleanup.to_json() if p.cleanup else None,
-                utilisation=_utilisation(p, audit, summaries),
-                fast_path=p.fast_path.to_json() if p.fast_path else None,
-            )
-        )
-    return ReportData(
-        audit=audit,
-        run_id=audit.run_id(),
-        generated_at=max(finished) if finished else None,
-        environment=environment,
+        groups.append(_group(label, file, p, audit, summaries))
+    return Summaries(
         groups=groups,
         cells=cells,
+        environment=environment,
         compile_check=compile_check,
         missing=missing,
+        generated_at=max(finished) if finished else None,
     )
-
-
-def _camel(d: dict[str, Any]) -> dict[str, Any]:
-    """report.json speaks the same camelCase as the spec and the partials."""
-    return {to_camel(k): v for k, v in d.items()}
-
-
-def report_json(data: ReportData) -> dict[str, Any]:
-    spec = data.audit.spec.model_dump(by_alias=True, mode="json", exclude={"runner"})
-    fastest = min(
-        (g for g in data.groups if g.median_wall_seconds is not None),
-        key=lambda g: g.median_wall_seconds,  # type: ignore[arg-type,return-value]
-        default=None,
-    )
-    d = data.decisions
-    return {
-        "schemaVersion": REPORT_SCHEMA_VERSION,
-        "runId": data.run_id,
-        "name": data.audit.metadata.name,
-        "generatedAt": data.generated_at,
-        "complete": data.complete,
-        "spec": spec,
-        "environment": data.environment,
-        "groups": [_camel(g.__dict__) for g in data.groups],
-        "cells": [_camel(c.__dict__) for c in data.cells],
-        "compileCheck": data.compile_check,
-        "quality": None
-        if d is None
-        else {
-            "reference": d.reference,
-            "referenceReason": d.reference_reason,
-            "thresholds": data.audit.spec.quality.model_dump(by_alias=True, mode="json"),
-            "cells": [_camel(c.__dict__) for c in d.cells],
-            "quants": [_camel(v.__dict__) for v in d.verdicts],
-            "guidance": [_camel(r.__dict__) for r in d.guidance_rows],
-            "notes": d.notes,
-        },
-        "summary": {
-            "fastestQuant": fastest.label if fastest else None,
-            "recommendedQuant": d.recommended_quant if d else None,
-            "quantRule": d.quant_rule if d else None,
-            "quantReason": d.quant_reason if d else None,
-            "suggestedGuidance": d.suggested_guidance if d else None,
-            "guidanceRule": d.guidance_rule if d else None,
-            "compileVerdict": d.compile_decision if d else "not run",
-            "compileReasons": d.compile_reasons if d else [],
-            "compileRule": d.compile_rule if d else None,
-            "failedGroups": [g.label for g in data.groups if g.status != "complete"],
-        },
-    }

@@ -1,15 +1,38 @@
-"""Storage backends behind one interface; ``open_storage`` picks one for a spec."""
+"""Storage backends behind one interface (``base.Storage``); ``open_storage`` picks one for a spec.
+
+The Google libraries load only when a bucket is used: the errors every caller catches
+live in ``base``, free of them.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from ..contract import Env
 from ..spec import StorageSpec
-from .base import NotFound, Storage
+from .base import CredentialsError, NotFound, Storage, StorageUnavailable, UnsupportedURI
 from .local import LocalStorage
 
-__all__ = ["LocalStorage", "NotFound", "Storage", "open_storage"]
+__all__ = [
+    "CredentialsError",
+    "LocalStorage",
+    "NotFound",
+    "Storage",
+    "StorageUnavailable",
+    "UnsupportedURI",
+    "open_bucket",
+    "open_storage",
+]
+
+
+def open_bucket(bucket: str) -> Storage:
+    """Firebase Storage on ``bucket`` with the machine's credentials (see ``gcp_auth``)."""
+    from .firebase import FirebaseStorage
+
+    # How long one storage call keeps retrying through an outage before the group gives up.
+    retry_seconds = float(os.environ.get(Env.STORAGE_RETRY_SECONDS, "120"))
+    return FirebaseStorage(bucket, retry_deadline_seconds=retry_seconds)
 
 
 def open_storage(spec: StorageSpec, local_root: str | Path | None = None) -> Storage:
@@ -17,8 +40,4 @@ def open_storage(spec: StorageSpec, local_root: str | Path | None = None) -> Sto
     Firebase Storage (``storage.bucket``) otherwise."""
     if local_root is not None or spec.bucket is None:
         return LocalStorage(local_root or "fluxaudit-out")
-    from .firebase import FirebaseStorage  # google libraries load only when a bucket is used
-
-    # How long one storage call keeps retrying through an outage before the group gives up.
-    retry_seconds = float(os.environ.get("FLUXAUDIT_STORAGE_RETRY_SECONDS", "120"))
-    return FirebaseStorage(spec.bucket, signed_url_hours=spec.signed_url_hours, retry_deadline_seconds=retry_seconds)
+    return open_bucket(spec.bucket)

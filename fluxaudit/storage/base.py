@@ -1,22 +1,54 @@
-"""The storage interface runner, operator and report share.
+"""The storage interface runner, operator, report and CLI share, and its errors.
 
-Two backends implement it: a local folder (``file://``, the default) and Firebase
-Storage (``gs://``).  Objects are written whole — a reader sees the old object or
-the new one, never half of one — which is what makes the cell-by-cell partial
-JSON safe to resume from.
+Two backends implement it: a local folder (the default) and Firebase Storage (a GCS
+bucket).  Objects are written whole — a reader sees the old object or the new one,
+never half of one — which is what makes the cell-by-cell partial JSON safe to resume
+from.  Callers use only this interface: nothing outside the storage package asks which
+backend it holds.  The errors live here, free of the Google libraries, so every layer
+can catch them by type.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from abc import ABC, abstractmethod
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlparse
 
+from ..errors import FluxAuditError, PermanentError, TransientError
 from ..layout import check_relative_path
 
 
-class NotFound(FileNotFoundError):
+class NotFound(FileNotFoundError, FluxAuditError):
     """The object does not exist."""
+
+
+class StorageUnavailable(TransientError):
+    """Storage kept failing past the retry deadline; the message names the operation and object."""
+
+
+class CredentialsError(PermanentError):
+    """Credentials that cannot be loaded or were refused; the message names the source, never the secret."""
+
+
+class UnsupportedURI(PermanentError):
+    """A URI this backend cannot read (a ``gs://`` input with local storage, an unknown scheme)."""
+
+
+def read_file_uri(uri: str) -> bytes:
+    """The bytes of a ``file://`` URI (a path on this machine)."""
+    path = Path(unquote(urlparse(uri).path))
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(uri) from None
+
+
+def gs_object_name(uri_path: str) -> str:
+    """``/a/b.png`` of ``gs://bucket/a/b.png`` → ``a/b.png``."""
+    return posixpath.normpath(uri_path).lstrip("/")
 
 
 class Storage(ABC):
@@ -24,6 +56,8 @@ class Storage(ABC):
 
     #: a name for logs and the report (never includes credentials).
     description: str = ""
+    #: whether :meth:`signed_url` gives a link that expires (a bucket's V4 URL) or a lasting one (a file).
+    signed_urls_expire: ClassVar[bool] = False
 
     @abstractmethod
     def write_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
@@ -43,6 +77,30 @@ class Storage(ABC):
         """How REPORT.md in ``from_dir`` refers to ``path``: relative locally, signed URLs
         (valid ``expiry_hours``) in the cloud."""
 
+    @abstractmethod
+    def location(self, path: str) -> str:
+        """Where the object is, as a person names it: a filesystem path or ``gs://bucket/path``."""
+
+    @abstractmethod
+    def signed_url(self, path: str, expiry_hours: float) -> str:
+        """A URL that opens the object: a V4 signed URL valid ``expiry_hours`` in a bucket, a
+        ``file://`` URL locally (which does not expire: ``signed_urls_expire`` says which)."""
+
+    def read_uri(self, uri: str) -> bytes:
+        """An input named by URI: ``file://`` from this machine, ``gs://`` through a bucket backend."""
+        parsed = urlparse(uri)
+        if parsed.scheme == "file":
+            return read_file_uri(uri)
+        if parsed.scheme == "gs":
+            return self.read_bucket_object(parsed.netloc, gs_object_name(parsed.path))
+        raise UnsupportedURI(f"unsupported URI scheme {parsed.scheme!r}: use gs:// or file://")
+
+    def read_bucket_object(self, bucket: str, name: str) -> bytes:
+        """An object of any bucket these credentials can read; only bucket backends can."""
+        raise UnsupportedURI(
+            f"gs://{bucket}/{name} needs Firebase storage: set spec.storage.bucket and run without --out"
+        )
+
     def write_json(self, path: str, obj: Any) -> None:
         self.write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json")
 
@@ -59,3 +117,14 @@ class Storage(ABC):
     @staticmethod
     def checked(path: str) -> str:
         return check_relative_path(path)
+
+
+__all__ = [
+    "CredentialsError",
+    "NotFound",
+    "Storage",
+    "StorageUnavailable",
+    "UnsupportedURI",
+    "gs_object_name",
+    "read_file_uri",
+]

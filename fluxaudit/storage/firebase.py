@@ -11,7 +11,6 @@ see the old one or the new one.
 from __future__ import annotations
 
 import datetime as dt
-import posixpath
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,7 +19,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as api_retry
 
-from .base import NotFound, Storage
+from .base import NotFound, Storage, StorageUnavailable
 from .gcp_auth import load_credentials, signing_credentials
 
 T = TypeVar("T")
@@ -40,10 +39,6 @@ _TRANSIENT = (
     ConnectionError,
     TimeoutError,
 )
-
-
-class StorageUnavailable(Exception):
-    """Storage kept failing past the retry deadline."""
 
 
 def check_expiry_hours(hours: float) -> float:
@@ -84,17 +79,17 @@ def _firebase_bucket(bucket: str, credentials: google.auth.credentials.Credentia
 
 
 class FirebaseStorage(Storage):
+    signed_urls_expire = True
+
     def __init__(
         self,
         bucket: str,
         *,
-        signed_url_hours: int = 72,
         credentials: google.auth.credentials.Credentials | None = None,
         retry_deadline_seconds: float = 120.0,
         iam_endpoint: str | None = None,
     ):
         self.bucket_name = bucket
-        self.signed_url_hours = check_expiry_hours(signed_url_hours)
         self.description = f"gs://{bucket}"
         self._credentials = credentials or load_credentials()
         self._bucket = _firebase_bucket(bucket, self._credentials)
@@ -109,11 +104,12 @@ class FirebaseStorage(Storage):
         )
         self._deadline = retry_deadline_seconds
 
-    def with_bucket(self, bucket: str) -> FirebaseStorage:
+    def _on_bucket(self, bucket: str) -> FirebaseStorage:
         """The same credentials and policy on another bucket (gs:// inputs elsewhere)."""
+        if bucket == self.bucket_name:
+            return self
         return FirebaseStorage(
             bucket,
-            signed_url_hours=int(self.signed_url_hours),
             credentials=self._credentials,
             retry_deadline_seconds=self._deadline,
             iam_endpoint=self._iam_endpoint,
@@ -154,10 +150,12 @@ class FirebaseStorage(Storage):
         )
 
     def link(self, path: str, from_dir: str, expiry_hours: float = 72) -> str:
-        return self.generate_signed_url(path, expiry_hours)
+        return self.signed_url(path, expiry_hours)
 
-    # -- the original service's API ----------------------------------------
-    def generate_signed_url(self, path: str, expiry_hours: float = 72) -> str:
+    def location(self, path: str) -> str:
+        return f"gs://{self.bucket_name}/{self.checked(path)}"
+
+    def signed_url(self, path: str, expiry_hours: float = 72) -> str:
         """A V4 GET URL valid for ``expiry_hours`` (1 h … 7 days, checked before any call)."""
         check_expiry_hours(expiry_hours)
         blob = self._bucket.blob(self.checked(path))
@@ -171,18 +169,5 @@ class FirebaseStorage(Storage):
             api_access_endpoint=PUBLIC_ENDPOINT,
         )
 
-    def upload_and_sign(
-        self, path: str, data: bytes, content_type: str = "application/octet-stream", expiry_hours: float = 72
-    ) -> str:
-        check_expiry_hours(expiry_hours)
-        self.write_bytes(path, data, content_type)
-        return self.generate_signed_url(path, expiry_hours)
-
-    def content_type(self, path: str) -> str | None:
-        blob = self._call("stat", path, lambda: self._bucket.get_blob(self.checked(path), retry=None))
-        return None if blob is None else blob.content_type
-
-
-def object_name(uri_path: str) -> str:
-    """``/a/b.png`` of ``gs://bucket/a/b.png`` → ``a/b.png``."""
-    return posixpath.normpath(uri_path).lstrip("/")
+    def read_bucket_object(self, bucket: str, name: str) -> bytes:
+        return self._on_bucket(bucket).read_bytes(name)

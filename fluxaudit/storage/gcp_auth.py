@@ -29,16 +29,15 @@ import requests
 from google.api_core import retry as api_retry
 from google.oauth2 import service_account
 
+from ..contract import Env
+from .base import CredentialsError
+
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
 
 
-class CredentialsError(Exception):
-    """Credentials that cannot be loaded; the message names the source, never the secret."""
-
-
 def load_credentials() -> google.auth.credentials.Credentials:
-    encoded = os.environ.get("FIREBASE_CREDENTIALS")
+    encoded = os.environ.get(Env.FIREBASE_CREDENTIALS)
     if encoded:
         try:
             info = json.loads(base64.b64decode(encoded, validate=True))
@@ -86,7 +85,7 @@ class IamSigner(google.auth.credentials.Signing):
     ):
         self._credentials = credentials
         self._email = email
-        self._endpoint = (endpoint or os.environ.get("FLUXAUDIT_IAM_ENDPOINT") or IAM_ENDPOINT).rstrip("/")
+        self._endpoint = (endpoint or os.environ.get(Env.IAM_ENDPOINT) or IAM_ENDPOINT).rstrip("/")
         self._retry = api_retry.Retry(
             predicate=_transient_http, initial=0.2, maximum=4.0, multiplier=2.0, timeout=deadline_seconds
         )
@@ -137,7 +136,7 @@ def signing_credentials(
     """The credentials themselves when they hold a private key; an IAM signer otherwise."""
     if isinstance(credentials, service_account.Credentials):
         return credentials
-    email = os.environ.get("FLUXAUDIT_SIGNER_EMAIL") or getattr(credentials, "service_account_email", None)
+    email = os.environ.get(Env.SIGNER_EMAIL) or getattr(credentials, "service_account_email", None)
     if not email or email == "default":
         if not credentials.valid:
             credentials.refresh(google.auth.transport.requests.Request())

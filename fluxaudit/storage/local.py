@@ -53,5 +53,8 @@ class LocalStorage(Storage):
     def link(self, path: str, from_dir: str, expiry_hours: float = 0) -> str:
         return posixpath.relpath(self.checked(path), from_dir)
 
-    def local_path(self, path: str) -> Path:
-        return self._fs(path)
+    def location(self, path: str) -> str:
+        return str(self._fs(path))
+
+    def signed_url(self, path: str, expiry_hours: float = 0) -> str:
+        return self._fs(path).as_uri()

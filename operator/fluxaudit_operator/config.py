@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fluxaudit.spec import API_VERSION, KIND, SpecError, parse_document
+from fluxaudit.contract import API_VERSION, KIND
+from fluxaudit.spec import SpecError, parse_document
 
 from .defaults import merge_defaults
 from .jobs import JobOptions

@@ -11,11 +11,9 @@ from typing import Any
 
 import kopf
 
-from fluxaudit.spec import API_GROUP
+from fluxaudit.contract import API_GROUP, LABEL_AUDIT, PLURAL, VERSION
 
 from .config import OperatorConfig
-from .crd import PLURAL, VERSION
-from .jobs import LABEL_AUDIT
 from .reconciler import Reconciler, configure_kopf
 
 AUDITS = (API_GROUP, VERSION, PLURAL)

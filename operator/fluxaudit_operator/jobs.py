@@ -3,7 +3,8 @@
 The Job runs the same CLI a user runs locally (``fluxaudit run env:FLUXAUDIT_SPEC
 --quant LABEL``), so the Kubernetes and local modes share one code path.  Names are
 deterministic (``{audit}-{quant}``): a create that meets an existing Job adopts it
-instead of duplicating work.
+instead of duplicating work.  The audit given here has its run id pinned
+(``planning.read_resource``): every Job of one audit writes to the same run.
 """
 
 from __future__ import annotations
@@ -13,18 +14,25 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from fluxaudit.contract import (
+    ANNOTATION_QUANT_LABEL,
+    API_VERSION,
+    KIND,
+    LABEL_AUDIT,
+    LABEL_KUEUE_QUEUE,
+    LABEL_QUANT,
+    LABEL_RUN,
+    PERMANENT_EXIT_CODES,
+    Env,
+    audit_document,
+)
 from fluxaudit.spec import FluxAudit, dns_label
 
-GROUP = "fluxaudit.dev"
-LABEL_AUDIT = f"{GROUP}/audit"
-LABEL_QUANT = f"{GROUP}/quant"
-LABEL_RUN = f"{GROUP}/run-id"
-ANNOTATION_LABEL = f"{GROUP}/quant-label"
 CONTAINER = "runner"
 RUNNER_UID = 10001
-#: the CLI's exit codes for input that no retry can fix (invalid spec, unusable input).
-PERMANENT_EXIT_CODES = (2, 3)
 MAX_NAME = 63
+#: where the runner image's volumes are mounted.
+CACHE_DIR = "/cache"
 
 
 def job_name(audit_name: str, label: str) -> str:
@@ -47,12 +55,9 @@ def labels(audit: FluxAudit, label: str, run_id: str) -> dict[str, str]:
     }
 
 
-def spec_document(audit: FluxAudit, run_id: str) -> str:
-    """The document the runner reads: the accepted spec with the run id pinned."""
-    doc = audit.model_dump(by_alias=True, mode="json", exclude={"status"}, exclude_none=True)
-    doc["metadata"] = {"name": audit.metadata.name}
-    doc["spec"]["runId"] = run_id
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+def spec_document(audit: FluxAudit) -> str:
+    """The document the runner reads: the accepted spec, its run id pinned."""
+    return json.dumps(audit_document(audit, audit.run_id()), sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,10 @@ class JobOptions:
 
 
 def build_job(
-    audit: FluxAudit,
-    label: str,
-    *,
-    namespace: str,
-    uid: str,
-    run_id: str,
-    options: JobOptions | None = None,
+    audit: FluxAudit, label: str, *, namespace: str, uid: str, options: JobOptions | None = None
 ) -> dict[str, Any]:
     spec = audit.spec
+    run_id = audit.run_id()
     options = options or JobOptions()
     service_account = options.service_account
     hf_token_secret = options.hf_token_secret
@@ -88,25 +88,25 @@ def build_job(
     runner = spec.runner
     meta_labels = labels(audit, label, run_id)
     env: list[dict[str, Any]] = [
-        {"name": "FLUXAUDIT_SPEC", "value": spec_document(audit, run_id)},
-        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-        {"name": "HF_HOME", "value": "/cache/huggingface"},
+        {"name": Env.SPEC, "value": spec_document(audit)},
+        {"name": Env.NODE_NAME, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": Env.HF_HOME, "value": f"{CACHE_DIR}/huggingface"},
         # Inductor/Triton kernels compiled by the fast path: with a model-cache claim, later pods reuse them.
-        {"name": "FLUXAUDIT_COMPILE_CACHE", "value": "/cache/torch-compile"},
+        {"name": Env.COMPILE_CACHE, "value": f"{CACHE_DIR}/torch-compile"},
         {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
     if hf_token_secret:
         env.append(
             {
-                "name": "HF_TOKEN",
+                "name": Env.HF_TOKEN,
                 "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": "token", "optional": True}},
             }
         )
     if firebase_secret:
         env.append(
             {
-                "name": "FIREBASE_CREDENTIALS",
+                "name": Env.FIREBASE_CREDENTIALS,
                 "valueFrom": {"secretKeyRef": {"name": firebase_secret, "key": "credentials", "optional": False}},
             }
         )
@@ -116,9 +116,9 @@ def build_job(
         else {"name": "cache", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
     ]
-    mounts: list[dict[str, Any]] = [{"name": "cache", "mountPath": "/cache"}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "cache", "mountPath": CACHE_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     if options.storage_root:
-        env.append({"name": "FLUXAUDIT_STORAGE_ROOT", "value": options.storage_root})
+        env.append({"name": Env.STORAGE_ROOT, "value": options.storage_root})
         if options.storage_claim:
             volumes.append({"name": "results", "persistentVolumeClaim": {"claimName": options.storage_claim}})
             mounts.append({"name": "results", "mountPath": options.storage_root})
@@ -127,7 +127,7 @@ def build_job(
         "name": CONTAINER,
         "image": runner.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["fluxaudit", "run", "env:FLUXAUDIT_SPEC", "--quant", label],
+        "command": ["fluxaudit", "run", f"env:{Env.SPEC}", "--quant", label],
         "env": env,
         "resources": {k: {r: str(v) for r, v in vals.items()} for k, vals in resources.items()},
         "securityContext": {
@@ -158,7 +158,7 @@ def build_job(
         pod_spec["priorityClassName"] = runner.priority_class_name
     job_labels = dict(meta_labels)
     if runner.queue_name:
-        job_labels["kueue.x-k8s.io/queue-name"] = runner.queue_name
+        job_labels[LABEL_KUEUE_QUEUE] = runner.queue_name
     job_spec: dict[str, Any] = {
         "backoffLimit": runner.backoff_limit,
         "activeDeadlineSeconds": runner.active_deadline_seconds,
@@ -173,7 +173,7 @@ def build_job(
                     "onExitCodes": {
                         "containerName": CONTAINER,
                         "operator": "In",
-                        "values": list(PERMANENT_EXIT_CODES),
+                        "values": [int(code) for code in PERMANENT_EXIT_CODES],
                     },
                 },
             ]
@@ -189,11 +189,11 @@ def build_job(
             "name": job_name(audit.metadata.name, label),
             "namespace": namespace,
             "labels": job_labels,
-            "annotations": {ANNOTATION_LABEL: label},
+            "annotations": {ANNOTATION_QUANT_LABEL: label},
             "ownerReferences": [
                 {
-                    "apiVersion": f"{GROUP}/v1alpha1",
-                    "kind": "FluxAudit",
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
                     "name": audit.metadata.name,
                     "uid": uid,
                     "controller": True,
@@ -203,10 +203,3 @@ def build_job(
         },
         "spec": job_spec,
     }
-
-
-def build_jobs(audit: FluxAudit, *, namespace: str, uid: str, run_id: str, **kwargs: Any) -> list[dict[str, Any]]:
-    return [
-        build_job(audit, label, namespace=namespace, uid=uid, run_id=run_id, **kwargs)
-        for label in audit.spec.group_labels()
-    ]

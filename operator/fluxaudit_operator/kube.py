@@ -15,13 +15,11 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from fluxaudit.spec import API_GROUP
-
-from .crd import PLURAL, VERSION
-from .jobs import LABEL_AUDIT
+from fluxaudit.contract import API_GROUP, LABEL_AUDIT, PLURAL, VERSION
+from fluxaudit.errors import TransientError
 
 
-class ForeignJob(Exception):
+class ForeignJob(TransientError):
     """A Job with our deterministic name exists but belongs to another (older) FluxAudit."""
 
 

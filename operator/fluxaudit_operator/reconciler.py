@@ -12,30 +12,32 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
 
+from fluxaudit.contract import API_GROUP, FINALIZER, FINISHED, timestamp, utc_now
 from fluxaudit.layout import RunLayout
 from fluxaudit.report import build_report
-from fluxaudit.spec import API_GROUP, FluxAudit, SpecError
-from fluxaudit.storage import Storage, open_storage
+from fluxaudit.spec import FluxAudit
+from fluxaudit.storage import CredentialsError, Storage, StorageUnavailable, open_storage
 
-from .aggregate import needs_signing, pinned, report_fields, report_ready
 from .config import OperatorConfig
-from .kube import Kube
-from .reconcile import Plan, parse_resource, plan
+from .kube import ForeignJob, Kube
+from .planning import Plan, Resource, plan, read_resource
+from .report_links import needs_signing, report_fields, report_ready
 from .status import Event, transitions, with_storage_problem
 
-FINISHED = ("Succeeded", "Failed")
-#: storage failures the operator waits out (by class name: google libraries load only when used).
-STORAGE_PROBLEMS = {"StorageUnavailable": "StorageUnavailable", "CredentialsError": "StorageCredentials"}
+
+def storage_problem(exc: StorageUnavailable | CredentialsError) -> str:
+    """The condition reason for storage the operator waits out."""
+    return "StorageCredentials" if isinstance(exc, CredentialsError) else "StorageUnavailable"
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     """Our own finalizer and annotation names, and watches that cannot hang silently."""
-    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
@@ -50,21 +52,13 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.scanning.disabled = True
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Reconciler:
     def __init__(
         self,
         config: OperatorConfig,
         kube: Kube,
         logger: logging.Logger | logging.LoggerAdapter[Any],
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
         self.kube = kube
@@ -93,43 +87,32 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return body or {}, [], None
         now = self.clock()
-        old = body.get("status") or {}
-        generation = int(body["metadata"].get("generation") or 1)
-        settled = old.get("phase") in FINISHED and old.get("observedGeneration") == generation
-        if from_timer and settled and not self._resign_due(body, old, now):
+        resource = read_resource(body, self.config.spec_defaults)
+        old = resource.status
+        settled = old.get("phase") in FINISHED and old.get("observedGeneration") == resource.generation
+        if from_timer and settled and not self._resign_due(resource, now):
             return body, [], None  # nothing can change any more: no storage or API reads
         try:
-            return self._step(body, old, generation, now)
-        except Exception as exc:
-            reason = {**STORAGE_PROBLEMS, "ForeignJob": "WaitingForOldJobs"}.get(type(exc).__name__)
-            if reason is None:
-                raise
-            status = with_storage_problem(old, generation, _iso(now), reason, str(exc)[:1000])
+            return self._step(resource, now)
+        except (StorageUnavailable, CredentialsError, ForeignJob) as exc:
+            reason = "WaitingForOldJobs" if isinstance(exc, ForeignJob) else storage_problem(exc)
+            status = with_storage_problem(old, resource.generation, timestamp(now), reason, str(exc)[:1000])
             self.kube.patch_status(namespace, name, status)
             return body, [Event("Warning", reason, str(exc)[:1000])], f"{reason}: {exc}"
 
-    def _resign_due(self, body: dict[str, Any], old: dict[str, Any], now: datetime) -> bool:
-        try:
-            hours = parse_resource(body, self.config.spec_defaults).spec.storage.signed_url_hours
-        except SpecError:
+    def _resign_due(self, resource: Resource, now: datetime) -> bool:
+        if resource.audit is None or not resource.status.get("reportPath"):
             return False
-        return bool(old.get("reportPath")) and needs_signing(old, now, hours, self.config.resign_fraction)
+        hours = resource.audit.spec.storage.signed_url_hours
+        return needs_signing(resource.status, now, hours, self.config.resign_fraction)
 
-    def _step(
-        self, body: dict[str, Any], old: dict[str, Any], generation: int, now: datetime
-    ) -> tuple[dict[str, Any], list[Event], str | None]:
-        meta = body["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
+    def _step(self, resource: Resource, now: datetime) -> tuple[dict[str, Any], list[Event], str | None]:
+        audit, old = resource.audit, resource.status
         storage: Storage | None = None
         partials: dict[str, Any] = {}
         ready = False
-        try:
-            audit: FluxAudit | None = parse_resource(body, self.config.spec_defaults)
-        except SpecError:
-            audit = None  # plan() turns the errors into the Stalled status
         problem: tuple[str, str] | None = None
         if audit is not None and (audit.spec.storage.bucket or self.config.jobs.storage_root):
-            audit = pinned(audit, old.get("runId") or audit.run_id())
             layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
             try:
                 storage = self.storage_for(audit)
@@ -137,25 +120,14 @@ class Reconciler:
                     label: storage.read_json_or_none(layout.partial(label)) for label in audit.spec.group_labels()
                 }
                 ready = report_ready(audit, storage)
-            except Exception as exc:
+            except (StorageUnavailable, CredentialsError) as exc:
                 # The operator cannot see storage; the runners have their own credentials, so their
                 # Jobs still start, and the next pass that can read storage catches up.
-                reason = STORAGE_PROBLEMS.get(type(exc).__name__)
-                if reason is None:
-                    raise
-                problem, storage, partials = (reason, str(exc)[:1000]), None, {}
-        jobs = self.kube.list_jobs(namespace, name, meta["uid"]) if audit is not None else []
+                problem, storage, partials = (storage_problem(exc), str(exc)[:1000]), None, {}
+        jobs = self.kube.list_jobs(resource.namespace, resource.name, resource.uid) if audit is not None else []
 
         def decide(report_ready: bool) -> Plan:
-            return plan(
-                body,
-                jobs,
-                partials,
-                _iso(now),
-                report_ready=report_ready,
-                options=self.config.jobs,
-                spec_defaults=self.config.spec_defaults,
-            )
+            return plan(resource, jobs, partials, timestamp(now), report_ready=report_ready, options=self.config.jobs)
 
         decided = decide(ready)
         events: list[Event] = []
@@ -183,7 +155,7 @@ class Reconciler:
             status.update(report_fields(audit, storage, now))
         events += transitions(old, status)
         if problem is not None:
-            status = with_storage_problem(status, generation, _iso(now), *problem)
+            status = with_storage_problem(status, resource.generation, timestamp(now), *problem)
             events.append(Event("Warning", *problem))
-        self.kube.patch_status(namespace, name, status)
-        return body, events, (f"{problem[0]}: {problem[1]}" if problem else None)
+        self.kube.patch_status(resource.namespace, resource.name, status)
+        return resource.body, events, (f"{problem[0]}: {problem[1]}" if problem else None)

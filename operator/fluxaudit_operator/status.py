@@ -11,8 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-GroupPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
-AuditPhase = Literal["Pending", "Running", "Aggregating", "Succeeded", "Failed"]
+from fluxaudit.contract import (
+    AGGREGATING,
+    COND_READY,
+    COND_RECONCILING,
+    COND_STALLED,
+    COND_SUCCEEDED,
+    FAILED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    AuditPhase,
+    GroupPhase,
+)
+
+#: batch/v1 Job condition types.
+JOB_COMPLETE, JOB_FAILED = "Complete", "Failed"
 
 
 @dataclass(frozen=True)
@@ -34,19 +49,19 @@ def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
 def group_status(obs: GroupObservation) -> dict[str, Any]:
     job_status = (obs.job or {}).get("status") or {}
     partial = obs.partial or {}
-    phase: GroupPhase = "Pending"
+    phase: GroupPhase = PENDING
     message = ""
     if obs.job is not None:
-        failed = _job_condition(obs.job, "Failed")
-        if _job_condition(obs.job, "Complete"):
-            phase = "Succeeded"
+        failed = _job_condition(obs.job, JOB_FAILED)
+        if _job_condition(obs.job, JOB_COMPLETE):
+            phase = SUCCEEDED
         elif failed:
-            phase = "Failed"
+            phase = FAILED
             message = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".strip(": ")
             if partial.get("error"):
                 message = f"{message}; runner: {partial['error']}" if message else partial["error"]
         elif job_status.get("active") or job_status.get("startTime"):
-            phase = "Running"
+            phase = RUNNING
     cells_total = partial.get("cellsTotal") or obs.planned_cells
     cells_done = len(partial.get("cells") or [])
     out: dict[str, Any] = {
@@ -102,21 +117,21 @@ def audit_status(
     """The whole status block (minus report fields, which the aggregation step adds)."""
     done = sum(g["cellsDone"] for g in groups)
     total = sum(g["cellsTotal"] for g in groups)
-    failed = [g["quant"] for g in groups if g["phase"] == "Failed"]
-    finished = [g for g in groups if g["phase"] in ("Succeeded", "Failed")]
+    failed = [g["quant"] for g in groups if g["phase"] == FAILED]
+    finished = [g for g in groups if g["phase"] in FINISHED]
     if spec_error is not None:
-        phase: AuditPhase = "Failed"
+        phase: AuditPhase = FAILED
         conds = [
-            _condition("Stalled", True, "InvalidSpec", spec_error, generation, now),
+            _condition(COND_STALLED, True, "InvalidSpec", spec_error, generation, now),
             _condition(
                 "Reconciling", False, "InvalidSpec", "fix the spec and re-create the FluxAudit", generation, now
             ),
-            _condition("Ready", False, "InvalidSpec", spec_error, generation, now),
-            _condition("Succeeded", False, "InvalidSpec", spec_error, generation, now),
+            _condition(COND_READY, False, "InvalidSpec", spec_error, generation, now),
+            _condition(COND_SUCCEEDED, False, "InvalidSpec", spec_error, generation, now),
         ]
     elif groups and len(finished) == len(groups) and report_ready:
         ok = not failed
-        phase = "Succeeded" if ok else "Failed"
+        phase = SUCCEEDED if ok else FAILED
         msg = (
             f"{len(groups)} groups done, report ready"
             if ok
@@ -124,30 +139,30 @@ def audit_status(
         )
         reason = "AuditSucceeded" if ok else "GroupsFailed"
         conds = [
-            _condition("Ready", ok, reason, msg, generation, now),
-            _condition("Succeeded", ok, reason, msg, generation, now),
-            _condition("Reconciling", False, reason, msg, generation, now),
-            _condition("Stalled", not ok, reason, msg, generation, now),
+            _condition(COND_READY, ok, reason, msg, generation, now),
+            _condition(COND_SUCCEEDED, ok, reason, msg, generation, now),
+            _condition(COND_RECONCILING, False, reason, msg, generation, now),
+            _condition(COND_STALLED, not ok, reason, msg, generation, now),
         ]
     elif groups and len(finished) == len(groups):
-        phase = "Aggregating"
+        phase = AGGREGATING
         msg = "all groups ended; building the report"
         conds = [
-            _condition("Reconciling", True, "Aggregating", msg, generation, now),
-            _condition("Ready", False, "Aggregating", msg, generation, now),
-            _condition("Stalled", False, "Aggregating", msg, generation, now),
+            _condition(COND_RECONCILING, True, "Aggregating", msg, generation, now),
+            _condition(COND_READY, False, "Aggregating", msg, generation, now),
+            _condition(COND_STALLED, False, "Aggregating", msg, generation, now),
         ]
     else:
-        running = any(g["phase"] == "Running" for g in groups)
-        started = any(g["phase"] != "Pending" for g in groups)
-        phase = "Running" if started or done else "Pending"
+        running = any(g["phase"] == RUNNING for g in groups)
+        started = any(g["phase"] != PENDING for g in groups)
+        phase = RUNNING if started or done else PENDING
         msg = f"{done}/{total} cells, {len(finished)}/{len(groups)} groups ended" + (
             f"; failed: {', '.join(failed)}" if failed else ""
         )
         conds = [
-            _condition("Reconciling", True, "GroupsRunning" if running else "GroupsPending", msg, generation, now),
-            _condition("Ready", False, "InProgress", msg, generation, now),
-            _condition("Stalled", False, "InProgress", msg, generation, now),
+            _condition(COND_RECONCILING, True, "GroupsRunning" if running else "GroupsPending", msg, generation, now),
+            _condition(COND_READY, False, "InProgress", msg, generation, now),
+            _condition(COND_STALLED, False, "InProgress", msg, generation, now),
         ]
     return {
         "observedGeneration": generation,
@@ -165,9 +180,9 @@ def with_storage_problem(old: dict[str, Any], generation: int, now: str, reason:
     and the next successful pass replaces these conditions.
     """
     conds = [
-        _condition("Stalled", True, reason, message, generation, now),
-        _condition("Ready", False, reason, message, generation, now),
-        _condition("Reconciling", True, reason, message, generation, now),
+        _condition(COND_STALLED, True, reason, message, generation, now),
+        _condition(COND_READY, False, reason, message, generation, now),
+        _condition(COND_RECONCILING, True, reason, message, generation, now),
     ]
     return {**old, "observedGeneration": generation, "conditions": merge_conditions(old.get("conditions") or [], conds)}
 
@@ -186,23 +201,23 @@ def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
     events: list[Event] = []
     before = {g["quant"]: g for g in old.get("groups") or []}
     for g in new.get("groups") or []:
-        prev = before.get(g["quant"], {}).get("phase", "Pending")
+        prev = before.get(g["quant"], {}).get("phase", PENDING)
         if g["phase"] == prev:
             continue
-        if g["phase"] == "Failed":
+        if g["phase"] == FAILED:
             events.append(Event("Warning", "GroupFailed", f"group {g['quant']} failed: {g.get('message', '')}"[:1000]))
-        elif g["phase"] == "Succeeded":
+        elif g["phase"] == SUCCEEDED:
             events.append(Event("Normal", "GroupSucceeded", f"group {g['quant']}: {g['cellsDone']} cells done"))
-        elif g["phase"] == "Running":
+        elif g["phase"] == RUNNING:
             events.append(Event("Normal", "GroupRunning", f"group {g['quant']} is running (Job {g['job']})"))
     phase, prev_phase = new.get("phase"), old.get("phase")
     if phase != prev_phase:
-        stalled = next((c for c in new.get("conditions") or [] if c["type"] == "Stalled"), None)
-        if phase == "Succeeded":
+        stalled = next((c for c in new.get("conditions") or [] if c["type"] == COND_STALLED), None)
+        if phase == SUCCEEDED:
             events.append(Event("Normal", "AuditSucceeded", f"report ready at {new.get('reportPath', '?')}"))
-        elif phase == "Failed":
+        elif phase == FAILED:
             reason = stalled["reason"] if stalled else "AuditFailed"
             events.append(Event("Warning", reason, (stalled or {}).get("message", "audit failed")[:1000]))
-        elif phase == "Aggregating":
+        elif phase == AGGREGATING:
             events.append(Event("Normal", "Aggregating", "all groups ended; building the report"))
     return events

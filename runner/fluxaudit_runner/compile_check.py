@@ -20,7 +20,12 @@ import torch
 import torch._dynamo
 
 from fluxaudit.quality import psnr
-from fluxaudit.results import BreakReason, ExplainResult
+from fluxaudit.results import BreakReason, CompileCheck, ExplainResult
+from fluxaudit.spec import FluxAuditSpec
+
+from .inference import call_kwargs, infer
+from .loading import LoadedGroup
+from .pipeline_inputs import PreparedInputs
 
 MAX_REASONS = 5
 
@@ -134,3 +139,33 @@ def measure_speedup(
         "outputPsnrDb": psnr(drift, reference, data_range=span),  # inf (stored as null) when identical
         "outputMaxAbsDiff": float(np.abs(drift - reference).max()),
     }
+
+
+def run_check(
+    loaded: LoadedGroup,
+    inputs: PreparedInputs,
+    spec: FluxAuditSpec,
+    device: torch.device,
+    label: str,
+    transformer_inputs: dict[str, Any],
+    backend: str,
+) -> CompileCheck:
+    """Explain the 1-step pipeline call and the transformer forward; with ``measureSpeedup``, time them."""
+    kwargs = call_kwargs(loaded, inputs, spec, spec.guidance_scales[0], spec.seeds[0])
+    kwargs["num_inference_steps"] = 1
+    results = [explain("pipeline", loaded.pipe, **kwargs)]
+    tkwargs = dict(transformer_inputs)
+    if not tkwargs:
+        infer(loaded, inputs, spec, device, spec.guidance_scales[0], spec.seeds[0], capture=tkwargs)
+    with torch.inference_mode():
+        results.append(explain("transformer", loaded.transformer, **tkwargs))
+    speedup = None
+    if spec.compile_check.measure_speedup:
+        speedup = measure_speedup(
+            loaded.transformer,
+            tkwargs,
+            device,
+            backend=backend,
+            compiled_seconds=loaded.fast_path.compile_seconds,  # None unless the blocks run compiled
+        )
+    return CompileCheck(quant=label, torch=torch.__version__, device=device.type, explain=results, speedup=speedup)

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from fluxaudit.contract import Env
 from fluxaudit.results import Environment
 
 
@@ -67,6 +68,6 @@ def collect(device: torch.device) -> Environment:
         transformers=_version("transformers"),
         python=platform.python_version(),
         host=socket.gethostname(),
-        node=os.environ.get("NODE_NAME"),
+        node=os.environ.get(Env.NODE_NAME),
         **gpu,
     )

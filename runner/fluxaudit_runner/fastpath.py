@@ -20,7 +20,9 @@ Q5_K_S: Inductor's gather code, not the layout, was the cost).
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,12 @@ import torch
 import torch.nn.functional as F
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
+from fluxaudit.results import FastPath
 from fluxaudit.spec import FastPathSpec
 
 from . import gguf_kernels
+
+log = logging.getLogger("fluxaudit.runner")
 
 
 class PlainGGUFLinear(torch.nn.Module):
@@ -195,3 +200,30 @@ def default_cache_dir() -> str | None:
         return cache_dir()
     except Exception:  # a private helper: if it moved, say nothing rather than guess
         return None
+
+
+def apply(transformer: torch.nn.Module, plan: Plan, cache_dir: str | None) -> FastPath:
+    """Swap in the dequant kernels and compile the blocks, as planned (the warm-up then compiles);
+    the record it returns is what the group's partial says the transformer ran with."""
+    record = FastPath(
+        dequant_kernels=plan.kernels, compile="regional" if plan.compile else "off", notes=list(plan.notes)
+    )
+    if plan.kernels or plan.compile:
+        swap = swap_gguf_linears(transformer, kernels=plan.kernels)
+        record.kernel_linears, record.kept_linears = swap.kernel, swap.plain
+    if plan.compile:
+        record.compile_backend = plan.backend
+        record.cache_dir = configure_compile_cache(cache_dir)
+        record.cache_files_before = cache_files(record.cache_dir)
+        compile_regions(transformer, plan.backend)
+    return record
+
+
+def fall_back_to_eager(transformer: torch.nn.Module, record: FastPath, exc: Exception, label: str) -> None:
+    """A compiler failure costs the speed-up, not the audit: run eager and say why in the record."""
+    text = "".join(traceback.format_exception_only(exc))
+    reason = " ".join(line.strip() for line in text.splitlines() if line.strip())[:300]
+    log.warning("regional compile failed on %s, running eager: %s", label, reason)
+    uncompile(transformer)
+    record.compile, record.compile_backend, record.cache_files_before = "off", None, None
+    record.notes.append(f"regional compile failed, ran eager: {reason}")

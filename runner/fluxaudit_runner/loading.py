@@ -1,64 +1,38 @@
-"""The production loading path, and input preparation.
+"""The production loading path: one group's models, loaded and timed, in one typed object.
 
 hf_hub_download → FluxTransformer2DModel.from_single_file(GGUF, config=<base repo>)
 → FluxFillPipeline.  The pipeline's text encoders load first, encode the prompt
 once and are freed before the transformer arrives: FLUX guidance is a distilled
 embedding, so the prompt embedding does not depend on it, and dropping T5
 (≈9.5 GB) is what lets Q8_0 fit a 24 GB L4 without CPU offload.
+
+``load_group`` runs the whole path and returns a ``LoadedGroup``: built once, complete,
+with the seconds of each phase (the sha256 of the GGUF file runs in a worker thread
+beside the loading and hands back its own duration).
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
-import io
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from PIL import Image
 
-from fluxaudit.results import QuantFile
+from fluxaudit.results import FastPath, QuantFile
 from fluxaudit.spec import UNQUANTIZED, FluxAuditSpec, QuantSpec
+
+from . import fastpath
+from .errors import GroupInputError
+from .measure import memory_in_use
 
 FILL_IN_CHANNELS = 384
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
-
-class GroupInputError(Exception):
-    """Input this group cannot use (bad GGUF, bad image): retrying will not help."""
-
-
-@dataclass(frozen=True)
-class PreparedInputs:
-    image: Image.Image
-    mask: Image.Image
-    width: int
-    height: int
-
-
-def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """Scale so the long side is at most ``max_side``, both sides multiples of 16
-    (FLUX packs 2×2 latents of an 8× VAE)."""
-    scale = min(1.0, max_side / max(width, height))
-    return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
-
-
-def prepare_inputs(image_bytes: bytes, mask_bytes: bytes, max_side: int) -> PreparedInputs:
-    try:
-        image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
-    except Exception as exc:
-        raise GroupInputError(f"input.image is not a readable image: {exc}") from None
-    try:
-        mask = Image.open(io.BytesIO(mask_bytes)).convert("L")
-    except Exception as exc:
-        raise GroupInputError(f"input.mask is not a readable image: {exc}") from None
-    width, height = fit_size(*image.size, max_side)
-    image = image.resize((width, height), Image.Resampling.LANCZOS)
-    mask = mask.resize((width, height), Image.Resampling.NEAREST)
-    if mask.getextrema()[1] < 128:
-        raise GroupInputError("input.mask has no white (fill) area after resizing: nothing to inpaint")
-    return PreparedInputs(image, mask, width, height)
 
 
 def sha256_file(path: Path) -> str:
@@ -181,3 +155,90 @@ def encode_prompt(pipe, prompt: str, spec: FluxAuditSpec, device: torch.device) 
 
 def free_text_encoders(pipe) -> None:
     pipe.register_modules(text_encoder=None, text_encoder_2=None)
+
+
+#: the transformer config keys the report needs (FLOPs per step come from them).
+CONFIG_KEYS = ("num_layers", "num_single_layers", "num_attention_heads", "attention_head_dim", "in_channels",
+               "out_channels", "joint_attention_dim")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LoadSeconds:
+    download: float
+    #: the sha256 and header read of the GGUF file, beside the loading (not additive); None for bf16.
+    hash: float | None
+    pipeline: float
+    prompt: float
+    transformer: float
+    memory_after_load_bytes: int
+
+
+@dataclass
+class LoadedGroup:
+    """One group's models, ready to run.  Only :meth:`release` changes it: it drops the models."""
+
+    pipe: Any
+    transformer: torch.nn.Module
+    prompt_embeds: torch.Tensor
+    pooled: torch.Tensor
+    quant_file: QuantFile
+    #: what the transformer runs with; after the warm-up the one record of whether it is compiled.
+    fast_path: FastPath
+    seconds: LoadSeconds
+
+    @property
+    def transformer_config(self) -> dict[str, Any]:
+        return {k: self.transformer.config[k] for k in CONFIG_KEYS}
+
+    def release(self) -> None:
+        """Drop every reference to the models (the caller collects and measures)."""
+        self.pipe = self.transformer = self.prompt_embeds = self.pooled = None  # type: ignore[assignment]
+
+
+def _timed_describe(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> tuple[QuantFile, float]:
+    start = time.perf_counter()
+    described = describe_gguf(spec, quant, path)
+    return described, time.perf_counter() - start
+
+
+def load_group(
+    spec: FluxAuditSpec, quant: QuantSpec | None, device: torch.device, plan: fastpath.Plan, cache_dir: str | None
+) -> LoadedGroup:
+    """Download → pipeline without transformer → prompt (encoders freed) → transformer → fast path.
+
+    ``quant`` None loads the base repo's unquantized transformer (the bf16 reference)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-hash") as pool:
+        t0 = time.perf_counter()
+        path = described = None
+        if quant is not None:
+            path = download_gguf(spec, quant)
+            described = pool.submit(_timed_describe, spec, quant, path)
+        t1 = time.perf_counter()
+        pipe = load_pipeline_without_transformer(spec, device)
+        t2 = time.perf_counter()
+        prompt_embeds, pooled = encode_prompt(pipe, spec.input.prompt, spec, device)
+        free_text_encoders(pipe)
+        gc.collect()
+        t3 = time.perf_counter()
+        hash_seconds = None
+        if path is None or described is None:
+            transformer, quant_file = load_unquantized_transformer(spec, device)
+        else:
+            try:
+                transformer = load_transformer(path, spec, device)
+            except GroupInputError:
+                described.result()  # a sha256/size mismatch explains a failed load best
+                raise
+            quant_file, hash_seconds = described.result()
+        record = fastpath.apply(transformer, plan, cache_dir)
+        pipe.register_modules(transformer=transformer)
+        t4 = time.perf_counter()
+    seconds = LoadSeconds(
+        download=t1 - t0,
+        hash=hash_seconds,
+        pipeline=t2 - t1,
+        prompt=t3 - t2,
+        transformer=t4 - t3,
+        memory_after_load_bytes=memory_in_use(device),
+    )
+    return LoadedGroup(pipe, transformer, prompt_embeds, pooled, quant_file, record, seconds)

@@ -12,19 +12,19 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fluxaudit.assets import AssetError
+from fluxaudit.inputs import InputError
 from fluxaudit.report import BuiltReport, build_report
-from fluxaudit.results import Partial
+from fluxaudit.results import Partial, ResumeConflict
 from fluxaudit.spec import FluxAudit
 from fluxaudit.storage import Storage
 
-from .group import ResumeConflict, run_group
-from .loading import GroupInputError
+from .errors import GroupInputError
+from .group import run_group
 
 log = logging.getLogger("fluxaudit.runner")
 
 #: errors about the audit's input: every group would hit them, so stop at once.
-FATAL_INPUT_ERRORS = (AssetError, ResumeConflict)
+FATAL_INPUT_ERRORS = (InputError, ResumeConflict)
 
 
 @dataclass

@@ -16,9 +16,11 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
+
+PeakKind = Literal["cuda_max_allocated", "process_peak_rss"]
 
 
 def process_rss_bytes() -> int:
@@ -54,7 +56,7 @@ class PeakMemory:
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
-        self.kind = "cuda_max_allocated" if self.cuda else "process_peak_rss"
+        self.kind: PeakKind = "cuda_max_allocated" if self.cuda else "process_peak_rss"
         self.peak = 0
 
     def __enter__(self) -> PeakMemory:

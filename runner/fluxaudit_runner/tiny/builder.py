@@ -273,7 +273,7 @@ def save_base_repo(
     return transformer
 
 
-def _save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
+def save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
     """The tiny base repo; returns the transformer's weights (bf16 values, as float32:
     the source the GGUF files are quantized from)."""
     transformer = save_base_repo(base, seed, TINY)
@@ -329,7 +329,7 @@ def build_tiny_model(root: Path, seed: int = 0, force: bool = False) -> TinyMode
     with tempfile.TemporaryDirectory(prefix="fluxaudit-tiny-") as tmp:
         work = Path(tmp)
         base = work / "base"
-        state_dict = _save_pipeline_folder(base, seed)
+        state_dict = save_pipeline_folder(base, seed)
         publish_folder(hub_cache, TINY_BASE_REPO, base)
 
         ggufs = work / "gguf"
@@ -344,10 +344,3 @@ def build_tiny_model(root: Path, seed: int = 0, force: bool = False) -> TinyMode
     model.mask.write_bytes(_png_bytes(mask))
     marker.write_text(json.dumps(expected, sort_keys=True))
     return model
-
-
-def fp32_state_dict_for_checks(seed: int = 0) -> dict[str, torch.Tensor]:
-    """The unquantized transformer weights a given seed produces (tests compare
-    the GGUF files against these)."""
-    with tempfile.TemporaryDirectory(prefix="fluxaudit-tiny-sd-") as tmp:
-        return _save_pipeline_folder(Path(tmp) / "base", seed)

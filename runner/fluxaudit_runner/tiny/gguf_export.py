@@ -3,7 +3,7 @@
 Public FLUX GGUF files quantize the 2-D weights of the repeated blocks and keep
 the embedders, the final layer and every 1-D tensor in float: diffusers detects
 Fill checkpoints from ``img_in``/``x_embedder`` having 384 input channels, so those
-must stay readable.  Tensor names here are diffusers' own (see NOTES.md: the BFL
+must stay readable.  Tensor names here are diffusers' own (see docs/facts.md: the BFL
 name converter hard-codes width 3072, so a tiny model cannot use BFL names).
 """
 

@@ -1,0 +1,124 @@
+"""The report's first screen: the three answers, each with its rule, and the pictures (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..layout import guidance_token
+from .data import ReportData
+from .format import db, esc, num, size, ssim, table
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Links to the pictures, as REPORT.md refers to them."""
+
+    contact_sheet: str
+    diff_sheet: str
+    drift: str
+    latency: str
+
+
+FIGURE_CAPTIONS = {
+    "contact_sheet": "Images: quant rows × guidance columns, mask outlined in yellow",
+    "diff_sheet": "|image − reference| per pixel, quant rows × guidance columns, one colour scale for all tiles",
+    "drift": "Drift against the reference across guidance (PSNR, higher is closer)",
+    "latency": "Wall-clock seconds per image",
+}
+
+
+def quant_answer(data: ReportData) -> list[str]:
+    d = data.decisions
+    by_label = {g.label: g for g in data.groups}
+    lines = ["### 1. Which quant", ""]
+    lines.append(f"**Recommended: {esc(d.recommended_quant or 'none')}** — {esc(d.quant_reason)}.")
+    lines += [
+        "",
+        f"Rule: {esc(d.quant_rule)}. Reference: {esc(d.reference or 'none')} ({esc(d.reference_reason)}).",
+        "",
+    ]
+    rows = []
+    for v in d.verdicts:
+        g = by_label.get(v.label)
+        rows.append(
+            [
+                esc(v.label),
+                size(g.bytes if g else None),
+                num(g.median_wall_seconds if g else None),
+                num(g.median_seconds_per_step if g else None, 4),
+                size(g.max_peak_memory_bytes if g else None),
+                db(v.worst_psnr),
+                db(v.median_psnr),
+                ssim(v.worst_ssim),
+                db(v.worst_outside_psnr),
+                "—" if v.median_latent_mad is None else f"{v.median_latent_mad:.3g}",
+                "reference" if v.label == d.reference else ("pass" if v.passes else "fail"),
+            ]
+        )
+    lines += table(
+        [
+            "Quant",
+            "GGUF size",
+            "Median s/image",
+            "Median s/step",
+            "Peak memory",
+            "Worst PSNR (dB)",
+            "Median PSNR (dB)",
+            "Worst SSIM",
+            "Worst outside-mask PSNR (dB)",
+            "Median latent MAD",
+            "Verdict",
+        ],
+        rows,
+    )
+    for v in d.verdicts:
+        if v.failures and v.label != d.reference:
+            lines += ["", f"{esc(v.label)} fails at: " + "; ".join(esc(f) for f in v.failures[:8])]
+    return lines
+
+
+def guidance_answer(data: ReportData) -> list[str]:
+    d = data.decisions
+    suggested = "none" if d.suggested_guidance is None else guidance_token(d.suggested_guidance)
+    lines = [
+        "### 2. Which guidance",
+        "",
+        f"**Suggested: {suggested}** (measured on {esc(d.guidance_quant or 'no group')}). Rule: {esc(d.guidance_rule)}.",
+        "",
+    ]
+    lines += table(
+        ["Guidance", "Outside-mask PSNR vs input (dB)", "In-mask clipped pixels", "Flags"],
+        [
+            [
+                guidance_token(r.guidance),
+                db(r.psnr_outside_vs_input),
+                "—" if r.clipped_inside is None else f"{r.clipped_inside:.2%}",
+                esc("; ".join(r.flags)) or "none",
+            ]
+            for r in d.guidance_rows
+        ],
+    )
+    return lines
+
+
+def compile_answer(data: ReportData) -> list[str]:
+    d = data.decisions
+    lines = ["### 3. Is torch.compile worth it", "", f"**{esc(d.compile_decision)}**. Rule: {esc(d.compile_rule)}."]
+    lines += [""] + [f"- {esc(r)}" for r in d.compile_reasons]
+    return lines
+
+
+def answers(data: ReportData) -> list[str]:
+    lines = ["## Answers", "", *quant_answer(data), "", *guidance_answer(data), "", *compile_answer(data)]
+    for note in data.decisions.notes:
+        lines += ["", f"Note: {esc(note)}."]
+    lines.append("")
+    return lines
+
+
+def pictures(figures: Figures) -> list[str]:
+    """The pictures right after the answers, so a person can check the numbers at a glance."""
+    lines = ["## Pictures", ""]
+    for key, caption in FIGURE_CAPTIONS.items():
+        lines += [f"**{caption}**", "", f"![{caption}]({getattr(figures, key)})", ""]
+    return lines

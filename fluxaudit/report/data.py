@@ -1,0 +1,113 @@
+"""``ReportData``: everything the report says, decided before it is built; and report.json from it (pure)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..results import CompileCheck, Environment, Partial
+from ..spec import FluxAudit
+from .decisions import ArrayReader, Decisions, decide
+from .model import REPORT_SCHEMA_VERSION, CellSummary, GroupSummary, ReportModel, summarize
+
+
+class ReportData(ReportModel):
+    audit: FluxAudit = Field(exclude=True)
+    run_id: str
+    generated_at: str | None
+    environment: Environment | None
+    groups: list[GroupSummary]
+    cells: list[CellSummary]
+    compile_check: CompileCheck | None
+    missing: list[str]
+    #: quality and recommendations, computed from the stored pixels.
+    decisions: Decisions
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and all(g.status == "complete" for g in self.groups)
+
+
+def build_report_data(
+    audit: FluxAudit,
+    partials: dict[str, Partial | None],
+    mask: np.ndarray | None,
+    input_image: np.ndarray | None,
+    read: ArrayReader,
+) -> ReportData:
+    s = summarize(audit, partials)
+    decisions = decide(audit.spec, s.groups, s.cells, s.compile_check, mask, input_image, read)
+    return ReportData(
+        audit=audit,
+        run_id=audit.run_id(),
+        generated_at=s.generated_at,
+        environment=s.environment,
+        groups=s.groups,
+        cells=s.cells,
+        compile_check=s.compile_check,
+        missing=s.missing,
+        decisions=decisions,
+    )
+
+
+def finite(obj: Any) -> Any:
+    """Strict JSON: PSNR of identical images is written as the string "inf"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else "-inf" if obj < 0 else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def _dump(model: BaseModel | None) -> Any:
+    return None if model is None else model.model_dump(by_alias=True)
+
+
+def report_json(data: ReportData) -> dict[str, Any]:
+    spec = data.audit.spec.model_dump(by_alias=True, mode="json", exclude={"runner"})
+    fastest = min(
+        (g for g in data.groups if g.median_wall_seconds is not None),
+        key=lambda g: g.median_wall_seconds or 0.0,
+        default=None,
+    )
+    d = data.decisions
+    return finite(
+        {
+            "schemaVersion": REPORT_SCHEMA_VERSION,
+            "runId": data.run_id,
+            "name": data.audit.metadata.name,
+            "generatedAt": data.generated_at,
+            "complete": data.complete,
+            "spec": spec,
+            "environment": _dump(data.environment),
+            "groups": [_dump(g) for g in data.groups],
+            "cells": [_dump(c) for c in data.cells],
+            "compileCheck": _dump(data.compile_check),
+            "quality": {
+                "reference": d.reference,
+                "referenceReason": d.reference_reason,
+                "thresholds": data.audit.spec.quality.model_dump(by_alias=True, mode="json"),
+                "cells": [_dump(c) for c in d.cells],
+                "quants": [_dump(v) for v in d.verdicts],
+                "guidance": [_dump(r) for r in d.guidance_rows],
+                "notes": d.notes,
+            },
+            "summary": {
+                "fastestQuant": fastest.label if fastest else None,
+                "recommendedQuant": d.recommended_quant,
+                "quantRule": d.quant_rule,
+                "quantReason": d.quant_reason,
+                "suggestedGuidance": d.suggested_guidance,
+                "guidanceRule": d.guidance_rule,
+                "compileVerdict": d.compile_decision,
+                "compileReasons": d.compile_reasons,
+                "compileRule": d.compile_rule,
+                "failedGroups": [g.label for g in data.groups if g.status != "complete"],
+            },
+        }
+    )

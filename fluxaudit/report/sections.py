@@ -1,0 +1,242 @@
+"""The report's detail sections, one function each (pure): environment, groups, results, fast path,
+utilisation, quality per cell, the compile check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..layout import guidance_token
+from ..results import Environment
+from .data import ReportData
+from .format import db, esc, ms, num, size, ssim, table
+
+LinkFn = Callable[[str], str]
+
+
+def environment(env: Environment | None) -> list[str]:
+    lines = ["## Environment", ""]
+    if env is None:
+        return [*lines, "No group recorded its environment (no group started)."]
+    if env.device == "cuda":
+        device = (
+            f"{esc(env.gpu_name)} (compute capability {esc(env.compute_capability)}, "
+            f"{size(env.gpu_memory_bytes)}, driver {esc(env.driver or '?')}, CUDA {esc(env.cuda)})"
+        )
+    else:
+        device = f"CPU only: {esc(env.cpu or '?')}, {env.cpu_count} cores (no CUDA: CUDA-event times are not available)"
+    return [
+        *lines,
+        f"- Device: {device}",
+        f"- Software: torch {esc(env.torch)}, diffusers {esc(env.diffusers)}, gguf {esc(env.gguf)}, "
+        f"transformers {esc(env.transformers)}, Python {esc(env.python)}",
+        f"- Host: {esc(env.host)}" + (f", node {esc(env.node)}" if env.node else ""),
+    ]
+
+
+def groups(data: ReportData) -> list[str]:
+    rows = []
+    for g in data.groups:
+        load = g.load
+        rows.append(
+            [
+                esc(g.label),
+                esc(g.file),
+                size(g.bytes),
+                f"`{g.sha256[:12]}`" if g.sha256 else "—",
+                esc(g.status) + (f" ({esc(g.error)})" if g.error else ""),
+                f"{g.cells_done}/{g.cells_total}",
+                num(
+                    load.download_seconds + load.pipeline_load_seconds + load.transformer_load_seconds
+                    if load
+                    else None,
+                    2,
+                ),
+                size(load.memory_after_load_bytes) if load else "—",
+                esc(load.memory_mode) if load else "—",
+            ]
+        )
+    header = ["Quant", "File", "Size", "sha256", "Status", "Cells", "Load (s)", "Memory after load", "Memory mode"]
+    return ["## Groups", "", *table(header, rows)]
+
+
+def results_matrix(data: ReportData, link: LinkFn) -> list[str]:
+    spec = data.audit.spec
+    several_seeds = len(spec.seeds) > 1
+    header = ["Quant", "Guidance"] + (["Seed"] if several_seeds else [])
+    header += ["Steps", "Wall-clock (s)", "GPU time (ms)", "s/step", "Peak memory", "Image"]
+    rows = []
+    for c in data.cells:
+        rows.append(
+            [esc(c.quant), guidance_token(c.guidance)]
+            + ([str(c.seed)] if several_seeds else [])
+            + [
+                str(spec.steps),
+                num(c.wall_seconds),
+                ms(c.cuda_seconds),
+                num(c.seconds_per_step, 4),
+                size(c.peak_memory_bytes),
+                f"[{esc(c.quant)} gs{guidance_token(c.guidance)}]({link(c.image)})" if c.image else "—",
+            ]
+        )
+    return ["## Results matrix", "", *table(header, rows)]
+
+
+def per_quant(data: ReportData) -> list[str]:
+    return [
+        "### Per quant",
+        "",
+        *table(
+            ["Quant", "Median s/image", "Median s/step", "Max peak memory"],
+            [
+                [
+                    esc(g.label),
+                    num(g.median_wall_seconds),
+                    num(g.median_seconds_per_step, 4),
+                    size(g.max_peak_memory_bytes),
+                ]
+                for g in data.groups
+            ],
+        ),
+    ]
+
+
+def fast_path(data: ReportData) -> list[str]:
+    rows = []
+    for g in data.groups:
+        f = g.fast_path
+        if f is None:
+            continue
+        kept = ", ".join(f"{esc(t)} ×{n}" for t, n in sorted(f.kept_linears.items()))
+        kernels = f"on, {f.kernel_linears} linears" + (f" (diffusers kept {kept})" if kept else "")
+        cache = (
+            "—"
+            if f.cache_files_before is None
+            else f"{f.cache_files_before} → {'?' if f.cache_files_after is None else f.cache_files_after} files"
+            + (" (warm)" if f.cache_files_before else " (cold)")
+        )
+        rows.append(
+            [
+                esc(g.label),
+                kernels if f.dequant_kernels else "off",
+                f"regional, {esc(f.compile_backend or '')}" if f.compile == "regional" else "off",
+                num(f.compile_seconds, 1),
+                cache,
+                esc("; ".join(f.notes)) or "—",
+            ]
+        )
+    if not rows:
+        return []
+    lines = [
+        "### Fast path",
+        "",
+        "GGUF dequantization through FluxAudit's Triton kernels (bit-identical to diffusers') and regional "
+        "torch.compile of the repeated transformer blocks (`spec.fastPath`). The compile time is the first "
+        "warm-up's extra time over the second; the timings above already include the fast path.",
+        "",
+    ]
+    return lines + table(["Quant", "Dequant kernels", "Compile", "Compile (s)", "Compile cache", "Notes"], rows)
+
+
+def utilisation(data: ReportData) -> list[str]:
+    gpu = data.environment.gpu_name if data.environment else None
+    rows = []
+    for g in data.groups:
+        u = g.utilisation
+        if u is None:
+            continue
+        rows.append(
+            [
+                esc(g.label),
+                f"{u.flops_per_step / 1e12:.2f}",
+                num(g.median_seconds_per_step, 4),
+                "—" if u.achieved_tflops is None else f"{u.achieved_tflops:.1f}",
+                "—" if u.fraction_of_peak is None else f"{u.fraction_of_peak:.0%}",
+            ]
+        )
+    if not rows:
+        return []
+    peak = next((g.utilisation.peak_tflops for g in data.groups if g.utilisation), None)
+    where = (
+        f"{esc(gpu)}, dense bf16 peak {peak:g} TFLOP/s (datasheet)"
+        if gpu and peak
+        else f"{esc(gpu)}: no bf16 peak known for this GPU"
+        if gpu
+        else "CPU run: no GPU peak to compare with"
+    )
+    lines = ["### Utilisation", "", f"Transformer FLOPs per step from its config and the token counts; {where}.", ""]
+    return lines + table(["Quant", "TFLOP per step", "Median s/step", "Achieved TFLOP/s", "Of peak"], rows)
+
+
+def quality_cells(data: ReportData) -> list[str]:
+    d = data.decisions
+    if d.reference is None:
+        return []
+    lines = [
+        "## Quality against the reference",
+        "",
+        f"Each cell against {esc(d.reference)} at the same guidance and seed.",
+        "",
+    ]
+    header = ["Quant", "Guidance", "Seed", "PSNR whole", "PSNR in mask", "PSNR outside", "SSIM whole", "SSIM in mask",
+              "SSIM outside", "Latent MAD"]  # fmt: skip
+    rows = [
+        [
+            esc(c.quant),
+            guidance_token(c.guidance),
+            str(c.seed),
+            db(c.psnr_whole),
+            db(c.psnr_inside),
+            db(c.psnr_outside),
+            ssim(c.ssim_whole),
+            ssim(c.ssim_inside),
+            ssim(c.ssim_outside),
+            "—" if c.latent_mad is None else f"{c.latent_mad:.3g}",
+        ]
+        for c in d.cells
+        if c.quant != d.reference
+    ]
+    return lines + table(header, rows)
+
+
+def compile_check(data: ReportData) -> list[str]:
+    lines = ["## torch.compile check", ""]
+    cc = data.compile_check
+    if cc is None:
+        return [*lines, "Not run."]
+    lines += [f"Checked on {esc(cc.quant)} with torch {esc(cc.torch)} on {esc(cc.device)}.", ""]
+    rows = []
+    for e in cc.explain:
+        reasons = "; ".join(
+            f"{esc(r.reason)} ×{r.count}" + (f" at {esc(r.where)}" if r.where else "") for r in e.break_reasons
+        )
+        rows.append(
+            [
+                e.target,
+                str(e.graph_count),
+                str(e.graph_break_count),
+                str(e.op_count),
+                num(e.seconds, 1),
+                esc(e.error) if e.error else reasons or "none",
+            ]
+        )
+    lines += table(["Target", "Graphs", "Graph breaks", "Ops", "Trace (s)", "Top break reasons"], rows)
+    sp = cc.speedup
+    if sp is not None:
+        how = (
+            "the transformer as the audit ran it (regional compilation), eager under "
+            '`torch.compiler.set_stance("force_eager")`'
+            if sp.mode == "regional"
+            else "`torch.compile` of the whole transformer"
+        )
+        drift = (
+            "compiled output vs eager: bit-identical."
+            if sp.output_max_abs_diff == 0
+            else f"compiled output vs eager: {db(sp.output_psnr_db)} dB PSNR."
+        )
+        lines += [
+            "",
+            f"Measured on {how}, backend {esc(sp.backend or 'inductor')}: "
+            f"eager {ms(sp.eager_step_seconds)} ms/forward, compiled {ms(sp.compiled_step_seconds)} ms/forward, "
+            f"compile {num(sp.compile_seconds, 1)} s; " + drift,
+        ]
+    return lines

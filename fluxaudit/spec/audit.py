@@ -1,0 +1,195 @@
+"""The whole FluxAudit: its spec (what to audit and how) and the document envelope around it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..contract import API_VERSION, KIND
+from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_LIST, RUN_ID_PATTERN, UNQUANTIZED, _Model, dns_label
+from .cluster import RunnerSpec, StorageSpec
+from .sections import (
+    CompileCheckSpec,
+    FastPathSpec,
+    InputSpec,
+    ModelSpec,
+    QualitySpec,
+    QuantSpec,
+    default_quants,
+)
+
+
+class FluxAuditSpec(_Model):
+    """What to audit and how."""
+
+    input: InputSpec
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    quants: Annotated[
+        tuple[QuantSpec, ...],
+        Field(
+            min_length=1,
+            max_length=MAX_LIST,
+            description="GGUF files to audit, one group (Job) each.",
+            # A list keyed by label: the API server rejects two quants with one label.
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["label"]},
+        ),
+    ] = Field(default_factory=default_quants)
+    guidance_scales: Annotated[
+        tuple[float, ...],
+        Field(
+            min_length=1,
+            max_length=MAX_LIST,
+            description="Guidance scales to sweep (each > 0 and <= 100, unique).",
+            json_schema_extra={
+                "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                "x-kubernetes-list-type": "set",  # the API server rejects duplicates
+            },
+        ),
+    ] = DEFAULT_GUIDANCE
+    steps: Annotated[int, Field(ge=1, le=200, description="Denoising steps of every cell.")] = DEFAULT_STEPS
+    seeds: Annotated[
+        tuple[int, ...],
+        Field(
+            min_length=1,
+            max_length=MAX_LIST,
+            description="Generator seeds; every guidance runs with each.",
+            json_schema_extra={"items": {"type": "integer", "minimum": 0}, "x-kubernetes-list-type": "set"},
+        ),
+    ] = (0,)
+    repeats: Annotated[int, Field(ge=1, le=20, description="Timed runs per cell; images come from the first.")] = 1
+    warmup: Annotated[int, Field(ge=0, le=10, description="Untimed inferences before the sweep.")] = 1
+    max_side: Annotated[
+        int,
+        Field(ge=64, le=2048, description="The image is resized so its long side is at most this (multiples of 16)."),
+    ] = 1024
+    max_sequence_length: Annotated[int, Field(ge=16, le=512, description="T5 prompt tokens.")] = 512
+    dtype: Annotated[
+        Literal["bfloat16", "float16", "float32"],
+        Field(description="Compute dtype; float32 separates quants more finely than bf16 noise allows."),
+    ] = "bfloat16"
+    reference: Annotated[
+        str | None,
+        Field(
+            default=None,
+            description="Quant label, or bf16 for the base repo's unquantized transformer (one more group), "
+            "that quality is measured against; default the largest GGUF file audited.",
+        ),
+    ] = None
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+    compile_check: CompileCheckSpec = Field(default_factory=CompileCheckSpec)
+    fast_path: FastPathSpec = Field(default_factory=FastPathSpec)
+    runner: RunnerSpec = Field(default_factory=RunnerSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    run_id: Annotated[
+        str | None,
+        Field(default=None, pattern=RUN_ID_PATTERN, description="Names the run's folder; generated when absent."),
+    ] = None
+
+    @field_validator("guidance_scales")
+    @classmethod
+    def _guidance_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for g in v:
+            if not 0 < g <= 100:
+                raise ValueError(f"guidance {g} is out of range: each value must be > 0 and <= 100")
+        if len(set(v)) != len(v):
+            raise ValueError("guidance values must be unique")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= s < 2**63 for s in v):
+            raise ValueError("seeds must be between 0 and 2**63-1")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be unique")
+        return v
+
+    @field_validator("quants")
+    @classmethod
+    def _unique_labels(cls, v: tuple[QuantSpec, ...]) -> tuple[QuantSpec, ...]:
+        seen: dict[str, str] = {}
+        for q in v:
+            if q.label.lower() == UNQUANTIZED:
+                raise ValueError(f"label {q.label!r} is reserved for the unquantized reference (reference: bf16)")
+            if q.label.lower() in (s.lower() for s in seen.values()):
+                raise ValueError(f"duplicate quant label {q.label!r}: labels name files and Jobs, make each unique")
+            # Job names use the label's DNS form: Q5_K.S and Q5_K_S would both be "q5-k-s".
+            key = dns_label(q.label)
+            if key in seen:
+                raise ValueError(
+                    f"quant labels {seen[key]!r} and {q.label!r} both become {key!r} in Kubernetes names; rename one"
+                )
+            seen[key] = q.label
+        return v
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> FluxAuditSpec:
+        labels = [q.label for q in self.quants]
+        if self.reference is not None and self.reference not in [*labels, UNQUANTIZED]:
+            raise ValueError(f"reference {self.reference!r} is not one of the quants {labels} (or 'bf16')")
+        if self.compile_check.quant is not None and self.compile_check.quant not in labels:
+            raise ValueError(f"compileCheck.quant {self.compile_check.quant!r} is not one of the quants {labels}")
+        return self
+
+    def group_labels(self) -> list[str]:
+        """Every group the audit runs: the quants, plus the unquantized reference when asked for."""
+        labels = [q.label for q in self.quants]
+        return [*labels, UNQUANTIZED] if self.reference == UNQUANTIZED else labels
+
+    @property
+    def compile_quant(self) -> str:
+        return self.compile_check.quant or self.quants[0].label
+
+    def quant(self, label: str) -> QuantSpec:
+        for q in self.quants:
+            if q.label == label:
+                return q
+        raise KeyError(f"no quant labelled {label!r}; have {[q.label for q in self.quants]}")
+
+    @property
+    def cells_per_group(self) -> int:
+        """Images each group makes: every guidance scale × seed × repeat."""
+        return len(self.guidance_scales) * len(self.seeds) * self.repeats
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes what a cell computes: a partial written
+        under a different fingerprint must not be resumed into this run."""
+        relevant = self.model_dump(
+            by_alias=True,
+            include={"input", "model", "quants", "steps", "max_side", "max_sequence_length", "dtype", "fast_path"},
+            mode="json",
+        )
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$",
+            description="Resource name (DNS label, max 40 chars so Job names fit).",
+        ),
+    ]
+    namespace: str | None = None
+
+
+class FluxAudit(BaseModel):
+    """The whole document: what ``kubectl apply`` and ``fluxaudit run`` both read."""
+
+    model_config = ConfigDict(extra="forbid")
+    api_version: Annotated[Literal[API_VERSION], Field(alias="apiVersion")]
+    kind: Literal[KIND]
+    metadata: Metadata
+    spec: FluxAuditSpec
+    status: dict[str, Any] | None = None
+
+    def run_id(self) -> str:
+        """The explicit runId, else ``{name}-{fingerprint}``: rerunning the same
+        document finds (and resumes) the same run."""
+        if self.spec.run_id:
+            return self.spec.run_id
+        return f"{self.metadata.name[:30].rstrip('-')}-{self.spec.fingerprint()[:8]}"

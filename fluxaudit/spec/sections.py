@@ -1,0 +1,210 @@
+"""The audit's own choices: which files, which input, which thresholds, how the transformer runs."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import (
+    DEFAULT_BASE_REPO,
+    DEFAULT_GGUF_REPO,
+    DEFAULT_IMAGE_TEMPLATE,
+    DEFAULT_MASK_TEMPLATE,
+    DEFAULT_PROMPT,
+    GGUF_FILE_PATTERN,
+    REPO_ID_PATTERN,
+    SAFE_SEGMENT,
+    URI_PATTERN,
+    _Model,
+)
+
+
+class QuantSpec(_Model):
+    """One GGUF file to audit."""
+
+    label: Annotated[
+        str, Field(pattern=SAFE_SEGMENT, description="Short name used in paths, Job names and the report, e.g. Q4_0.")
+    ]
+    file: Annotated[
+        str,
+        Field(pattern=GGUF_FILE_PATTERN, description="File name inside model.ggufRepo, e.g. flux1-fill-dev-Q4_0.gguf."),
+    ]
+    sha256: Annotated[
+        str | None,
+        Field(
+            default=None,
+            pattern=r"^[0-9a-f]{64}$",
+            description="Expected sha256 of the file; the group fails if it differs.",
+        ),
+    ] = None
+
+    @field_validator("file")
+    @classmethod
+    def _no_parent_dirs(cls, v: str) -> str:
+        if ".." in v.split("/"):
+            raise ValueError("must not contain '..'; give the file's path inside the repo")
+        return v
+
+
+def default_quants(file_prefix: str = "flux1-fill-dev") -> tuple[QuantSpec, ...]:
+    return tuple(QuantSpec(label=q, file=f"{file_prefix}-{q}.gguf") for q in ("Q4_0", "Q5_K_S", "Q8_0"))
+
+
+class ModelSpec(_Model):
+    """Where the weights come from (Hugging Face hub repos)."""
+
+    gguf_repo: Annotated[
+        str, Field(pattern=REPO_ID_PATTERN, description="Hub repo holding the GGUF transformer files.")
+    ] = DEFAULT_GGUF_REPO
+    base_repo: Annotated[
+        str,
+        Field(
+            pattern=REPO_ID_PATTERN,
+            description="Diffusers repo for config, VAE, text encoders, scheduler (gated: needs HF_TOKEN).",
+        ),
+    ] = DEFAULT_BASE_REPO
+    revision: Annotated[
+        str, Field(min_length=1, max_length=64, description="Revision of ggufRepo (branch, tag or commit).")
+    ] = "main"
+    base_revision: Annotated[str, Field(min_length=1, max_length=64, description="Revision of baseRepo.")] = "main"
+
+
+class InputSpec(_Model):
+    """The user's image, mask and prompt: a stored session, or explicit URIs."""
+
+    user_id: Annotated[
+        str | None,
+        Field(
+            default=None,
+            pattern=SAFE_SEGMENT,
+            description="Session owner; with sessionId resolves the session's assets.",
+        ),
+    ] = None
+    session_id: Annotated[
+        str | None,
+        Field(default=None, pattern=SAFE_SEGMENT, description="Session id; with userId resolves the session's assets."),
+    ] = None
+    image: Annotated[
+        str | None,
+        Field(default=None, pattern=URI_PATTERN, description="Image URI (gs://bucket/path or file:///path)."),
+    ] = None
+    mask: Annotated[
+        str | None, Field(default=None, pattern=URI_PATTERN, description="Mask URI; white = area to fill.")
+    ] = None
+    prompt: Annotated[str, Field(min_length=1, max_length=2000, description="Fill prompt.")] = DEFAULT_PROMPT
+    image_template: Annotated[str, Field(description="Storage path of a session's image.")] = DEFAULT_IMAGE_TEMPLATE
+    mask_template: Annotated[str, Field(description="Storage path of a session's mask.")] = DEFAULT_MASK_TEMPLATE
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputSpec:
+        session = self.user_id is not None or self.session_id is not None
+        explicit = self.image is not None or self.mask is not None
+        if session and explicit:
+            raise ValueError("give either userId+sessionId or image+mask, not both")
+        if session and (self.user_id is None or self.session_id is None):
+            raise ValueError("userId and sessionId go together: set both")
+        if explicit and (self.image is None or self.mask is None):
+            raise ValueError("image and mask go together: set both URIs")
+        if not session and not explicit:
+            raise ValueError("set userId+sessionId, or image+mask URIs")
+        return self
+
+    @field_validator("image_template", "mask_template")
+    @classmethod
+    def _template_fields(cls, v: str) -> str:
+        allowed = {"userId", "sessionId"}
+        names = set(re.findall(r"{(\w*)}", v))
+        if names - allowed:
+            raise ValueError(f"unknown placeholder(s) {sorted(names - allowed)}; allowed: {{userId}}, {{sessionId}}")
+        if v.startswith("/") or ".." in v.split("/"):
+            raise ValueError("must be a relative storage path without '..'")
+        return v
+
+    def session_paths(self) -> tuple[str, str] | None:
+        if self.user_id is None or self.session_id is None:
+            return None
+        values = {"userId": self.user_id, "sessionId": self.session_id}
+        return self.image_template.format(**values), self.mask_template.format(**values)
+
+
+class QualitySpec(_Model):
+    """Thresholds behind the report's recommendations (all stated in the report)."""
+
+    min_psnr_db: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100,
+            description="A quant passes at a cell when its whole-image PSNR vs the reference is at least this.",
+        ),
+    ] = 30.0
+    min_ssim: Annotated[
+        float, Field(ge=0, le=1, description="...and its whole-image SSIM vs the reference is at least this.")
+    ] = 0.90
+    min_outside_mask_psnr_db: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100,
+            description="...and its PSNR outside the mask (pixels users expect unchanged) is at least this.",
+        ),
+    ] = 30.0
+    speed_tie_tolerance: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=0.5,
+            description="Quants whose median s/image differ by less than this fraction count as equally fast; the smaller file wins.",
+        ),
+    ] = 0.03
+    saturation_fraction: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="Flag a guidance when more than this fraction of in-mask pixels are clipped to 0 or 255.",
+        ),
+    ] = 0.02
+    outside_mask_drop_db: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=60,
+            description="Flag a guidance whose outside-mask PSNR vs the input falls this far below the best guidance's.",
+        ),
+    ] = 3.0
+
+
+class CompileCheckSpec(_Model):
+    """The torch.compile viability check, run after the matrix."""
+
+    enabled: Annotated[bool, Field(description="Run torch._dynamo.explain on the pipeline and the transformer.")] = True
+    quant: Annotated[str | None, Field(default=None, description="Quant label to check; default the first quant.")] = (
+        None
+    )
+    measure_speedup: Annotated[bool, Field(description="Also compile and time a few steps (minutes on a GPU).")] = False
+
+
+class FastPathSpec(_Model):
+    """How the runner executes the transformer; each part of the GGUF fast path can be switched off."""
+
+    dequant_kernels: Annotated[
+        Literal["auto", "on", "off"],
+        Field(
+            description="Dequantize GGUF weights with FluxAudit's Triton kernels (bit-identical to diffusers, "
+            "several times faster). auto: on where Triton and a CUDA GPU are present."
+        ),
+    ] = "auto"
+    compile: Annotated[
+        Literal["auto", "regional", "off"],
+        Field(
+            description="torch.compile the repeated transformer blocks (regional compilation: seconds, not "
+            "minutes) before the warm-up. auto: regional on a CUDA GPU, off on CPU."
+        ),
+    ] = "auto"
+    compile_backend: Annotated[
+        Literal["inductor", "aot_eager", "eager"],
+        Field(description="torch.compile backend; inductor in production, the others to isolate a compiler bug."),
+    ] = "inductor"

@@ -1,0 +1,121 @@
+"""Pipeline calls of one group: the warm-up (which compiles when the fast path does) and a timed cell.
+
+Every call uses a CPU ``torch.Generator`` seeded with the cell's seed, so a cell is
+reproducible across quants and runs, and the prompt embeddings encoded once at load.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from fluxaudit.spec import WARMUP_STEPS, FluxAuditSpec
+
+from . import fastpath
+from .loading import LoadedGroup
+from .measure import InferenceClock, PeakMemory, Timing
+from .pipeline_inputs import PreparedInputs
+
+#: with compilation, at least this many warm-ups: the first compiles, the second times the
+#: compiled steps, and their difference is the compile time the partial records.
+COMPILED_WARMUPS = 2
+
+
+def call_kwargs(
+    loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, guidance: float, seed: int
+) -> dict[str, Any]:
+    return {
+        "prompt_embeds": loaded.prompt_embeds,
+        "pooled_prompt_embeds": loaded.pooled,
+        "image": inputs.image,
+        "mask_image": inputs.mask,
+        "height": inputs.height,
+        "width": inputs.width,
+        "num_inference_steps": spec.steps,
+        "guidance_scale": guidance,
+        "generator": torch.Generator(device="cpu").manual_seed(seed),
+        "max_sequence_length": spec.max_sequence_length,
+    }
+
+
+def infer(
+    loaded: LoadedGroup,
+    inputs: PreparedInputs,
+    spec: FluxAuditSpec,
+    device: torch.device,
+    guidance: float,
+    seed: int,
+    steps: int | None = None,
+    capture: dict[str, Any] | None = None,
+) -> tuple[Any, Timing]:
+    """One timed pipeline call; with ``capture``, the keyword arguments of the transformer's first
+    forward are copied into it (the compile check replays that forward)."""
+    kwargs = call_kwargs(loaded, inputs, spec, guidance, seed)
+    if steps is not None:
+        kwargs["num_inference_steps"] = min(steps, spec.steps)
+    handle = None
+    if capture is not None:
+
+        def grab(module: torch.nn.Module, args: Any, kw: dict[str, Any]) -> None:
+            if not capture:
+                capture.update({k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()})
+
+        handle = loaded.transformer.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        clock = InferenceClock(loaded.transformer, device)
+        with torch.inference_mode():
+            return clock.run(lambda cb: loaded.pipe(**kwargs, callback_on_step_end=cb))
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    seconds: float
+    #: the transformer's forward arguments, as the pipeline passed them (the compile check replays them).
+    transformer_inputs: dict[str, Any]
+
+
+def warm_up(loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, device: torch.device,
+            label: str) -> WarmUp:  # fmt: skip
+    """Untimed inferences of ``WARMUP_STEPS`` steps at the audit's shapes.  With regional compilation
+    the first compiles; a compiler failure there falls back to eager (recorded) instead of failing."""
+    record = loaded.fast_path
+    captured: dict[str, Any] = {}
+    compiling = record.compile == "regional"
+    count = max(spec.warmup, COMPILED_WARMUPS if compiling else 0)
+    guidance, seed = spec.guidance_scales[0], spec.seeds[0]
+
+    def once(first: bool) -> None:
+        infer(loaded, inputs, spec, device, guidance, seed, steps=WARMUP_STEPS, capture=captured if first else None)
+
+    start_all = time.perf_counter()
+    seconds = []
+    for i in range(count):
+        start = time.perf_counter()
+        try:
+            once(first=i == 0)
+        except Exception as exc:
+            if i > 0 or record.compile != "regional":
+                raise
+            fastpath.fall_back_to_eager(loaded.transformer, record, exc, label)
+            captured.clear()
+            once(first=True)
+        seconds.append(time.perf_counter() - start)
+    if record.compile == "regional":
+        record.compile_seconds = max(seconds[0] - seconds[1], 0.0)
+        record.cache_files_after = fastpath.cache_files(record.cache_dir)
+    return WarmUp(seconds=time.perf_counter() - start_all, transformer_inputs=captured)
+
+
+def timed_cell(
+    loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, device: torch.device, guidance: float, seed: int
+) -> tuple[Any, Timing, PeakMemory]:
+    """One timed image, with its peak memory."""
+    with PeakMemory(device) as peak:
+        result, timing = infer(loaded, inputs, spec, device, guidance, seed)
+    return result, timing, peak

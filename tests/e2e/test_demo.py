@@ -1,0 +1,69 @@
+"""The README's promise: ``fluxaudit demo`` on a fresh machine, twice, same images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _run_dir(out: Path) -> Path:
+    (run_dir,) = (out / "audit").iterdir()
+    return run_dir
+
+
+def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    first = run_cli("demo", "--out", str(tmp_path / "o1"), "--model-dir", str(model_dir))
+    assert first.returncode == 0, first.stderr[-3000:]
+    run_dir = _run_dir(tmp_path / "o1")
+    assert first.stdout.strip() == str(run_dir / "REPORT.md")
+    pngs = sorted(p.name for p in run_dir.glob("*_gs*.png"))
+    assert len(pngs) == 15
+    assert sorted(p.name for p in (run_dir / "partials").iterdir()) == ["Q4_0.json", "Q5_K_S.json", "Q8_0.json"]
+    for name in ("REPORT.md", "report.json", "contact_sheet.png", "latency.png", "diff_sheet.png", "drift.png"):
+        assert (run_dir / name).stat().st_size > 0
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["complete"] and len(report["cells"]) == 15
+    md = (run_dir / "REPORT.md").read_text()
+    assert md.count("](Q") == 15  # every cell links its image, relative to the report
+    assert "**go (traceable; speed-up unmeasured)**" in md and "| pipeline |" in md and "| transformer | 1 | 0 |" in md
+    assert "Reference: Q8\\_0 (largest GGUF file audited" in md and "### 2. Which guidance" in md
+    assert report["quality"]["reference"] == "Q8_0" and len(report["quality"]["cells"]) == 15
+    # First screen: the three answers with their rules, then the pictures, then the details.
+    order = [
+        md.index(h)
+        for h in (
+            "**Recommended:",
+            "Rule: recommended quant",
+            "### 2. Which guidance",
+            "### 3. Is torch.compile worth it",
+            "## Pictures",
+            "](contact_sheet.png)",
+            "](diff_sheet.png)",
+            "## Environment",
+            "## Results matrix",
+        )
+    ]
+    assert order == sorted(order)
+
+    # the same images without the compile check (which changes no cell and costs a minute here)
+    second = run_cli("demo", "--out", str(tmp_path / "o2"), "--model-dir", str(model_dir), "--no-compile-check")
+    assert second.returncode == 0, second.stderr[-3000:]
+    other = _run_dir(tmp_path / "o2")
+    assert other.name == run_dir.name
+    for name in pngs:
+        assert (other / name).read_bytes() == (run_dir / name).read_bytes(), name
+    assert "### 3. Is torch.compile worth it\n\n**not run**" in (other / "REPORT.md").read_text()
+
+    # The report is a function of the stored partials: rebuilding it changes nothing.
+    before = {n: (run_dir / n).read_bytes() for n in ("REPORT.md", "report.json", "contact_sheet.png", "latency.png")}
+    rebuilt = run_cli("report", str(tmp_path / "o1"))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.strip() == str(run_dir / "REPORT.md")
+    assert {n: (run_dir / n).read_bytes() for n in before} == before
