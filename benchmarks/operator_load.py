@@ -61,7 +61,7 @@ def settled(custom: client.CustomObjectsApi, n: int) -> bool:
     done = [
         o
         for o in items
-        if len((o.get("status") or {}).get("groups") or []) == 3
+        if len((o.get("status") or {}).get("groups") or []) == 4  # three quants and the bf16 reference
         and (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
     ]
     return len(done) == n

@@ -109,7 +109,8 @@ def parse_timestamp(text: str) -> dt.datetime:
 def audit_document(audit: FluxAudit, run_id: str | None = None) -> dict[str, Any]:
     """The audit as stored with its run and handed to a runner Job: envelope and spec, no status,
     only the name from the metadata (server-set fields would change the bytes, not the audit)."""
-    doc = audit.model_dump(by_alias=True, mode="json", exclude={"status"}, exclude_none=True)
+    # Nulls stay: a null is a choice where the default is not null (``reference: null`` picks the largest GGUF).
+    doc = audit.model_dump(by_alias=True, mode="json", exclude={"status"})
     doc["metadata"] = {"name": audit.metadata.name}
     if run_id is not None:
         doc["spec"]["runId"] = run_id

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .errors import PermanentError
 from .layout import UnsafePathError
+from .limits import LimitError
 from .spec import InputSpec
 from .storage import NotFound, Storage, UnsupportedURI
 
@@ -28,7 +29,7 @@ def _read_uri(uri: str, field: str, storage: Storage) -> bytes:
         return storage.read_uri(uri)
     except NotFound:
         raise InputError(f"input.{field}: {uri} does not exist") from None
-    except (UnsupportedURI, UnsafePathError) as exc:
+    except (UnsupportedURI, UnsafePathError, LimitError) as exc:
         raise InputError(f"input.{field}: {exc}") from None
     except OSError as exc:
         raise InputError(f"input.{field}: cannot read {uri}: {exc.strerror}") from None

@@ -15,7 +15,9 @@ from pydantic.alias_generators import to_camel
 
 from .errors import PermanentError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: versions this build reads: 1 lacks the memory, calibration and stock-runtime records (None).
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 class ResumeConflict(PermanentError):
@@ -84,6 +86,49 @@ class FastPath(_Schema):
     cache_files_before: int | None = None
     cache_files_after: int | None = None
     notes: list[str] = Field(default_factory=list)
+
+
+class Placement(_Schema):
+    """Where the group's weights lived, and why (``spec.memory`` resolved on this machine)."""
+
+    mode: Literal["resident", "modelCpuOffload", "groupOffload", "sequentialCpuOffload"]
+    requested: str
+    reason: str
+    #: the transformer's weights as loaded (quantized bytes for GGUF), exact.
+    weights_bytes: int | None = None
+    #: peak activation measured on the device (VAE decode and one transformer block at the audit's shapes).
+    activation_bytes: int | None = None
+    #: what the allocator could still hand out before placing: the per-process cap minus what is reserved.
+    free_bytes: int | None = None
+
+
+class Calibration(_Schema):
+    """A fixed matmul timed on this group's device: groups that ran on different nodes compare through it."""
+
+    what: str
+    tflops_median: float
+    tflops_p10: float
+    tflops_p90: float
+    samples: int
+    seconds: float
+
+
+class TimedImage(_Schema):
+    """One full image outside the sweep: the stock diffusers runtime, when the sweep ran the fast path."""
+
+    guidance: float
+    seed: int
+    wall_seconds: float
+    cuda_seconds: float | None
+    step_seconds: list[float]
+    peak_memory_bytes: int
+
+
+class StockSample(_Schema):
+    """Stock diffusers (no kernels, no compile) in the group's memory mode: a warm-up, then timed images."""
+
+    warmup_seconds: float
+    images: list[TimedImage] = Field(default_factory=list)
 
 
 class Cell(_Schema):
@@ -160,6 +205,8 @@ class Partial(_Schema):
     schema_version: int = SCHEMA_VERSION
     run_id: str
     fingerprint: str
+    #: sha256 over the input image's bytes, then the mask's: the same URIs may hold other bytes tomorrow.
+    input_sha256: str | None = None
     quant: QuantFile | None = None
     dtype: str
     steps: int
@@ -171,6 +218,11 @@ class Partial(_Schema):
     transformer_config: dict[str, Any] | None = None
     load: LoadTimings | None = None
     fast_path: FastPath | None = None
+    placement: Placement | None = None
+    calibration: Calibration | None = None
+    #: which runtime the sweep's cells timed: stock diffusers, or the fast path.
+    sweep_runtime: Literal["stock", "fastPath"] | None = None
+    stock_sample: StockSample | None = None
     cells: list[Cell] = Field(default_factory=list)
     cells_total: int
     compile_check: CompileCheck | None = None
@@ -191,6 +243,6 @@ class Partial(_Schema):
     @classmethod
     def from_json(cls, data: dict) -> Partial:
         version = data.get("schemaVersion")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"partial has schemaVersion {version!r}; this build reads {SCHEMA_VERSION}")
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"partial has schemaVersion {version!r}; this build reads {READABLE_SCHEMA_VERSIONS}")
         return cls.model_validate(data)

@@ -19,7 +19,7 @@ import yaml
 from rich.markup import escape
 
 from fluxaudit.contract import Env, ExitCode
-from fluxaudit.spec import FluxAudit, parse_document
+from fluxaudit.spec import GPU_DEFAULT_REPEATS, FluxAudit, parse_document
 
 from .console import console, load_or_exit, setup_logging
 from .running import run_audit_command
@@ -44,7 +44,8 @@ def validate(file: str) -> None:
     s = audit.spec
     console.print(
         f"[green]valid[/green] {file}: {len(s.quants)} quants × {len(s.guidance_scales)} guidance × "
-        f"{len(s.seeds)} seed(s) × {s.repeats} repeat(s), run id {audit.run_id()}"
+        f"{len(s.seeds)} seed(s) × {s.repeats or f'{GPU_DEFAULT_REPEATS} (GPU) or 1 (CPU)'} repeat(s), "
+        f"reference {s.reference or 'the largest GGUF'}, run id {audit.run_id()}"
     )
 
 
@@ -61,10 +62,18 @@ def validate(file: str) -> None:
     "with the operator).",
 )
 @click.option("--quant", "only", multiple=True, help="Run only this group (repeatable); skips the report.")
-def run(file: str, out: str | None, only: tuple[str, ...]) -> None:
+@click.option(
+    "--set-aside-corrupt",
+    is_flag=True,
+    help="Move an unreadable partial aside (kept, renamed *.corrupt-TIME.json) and recompute its group; "
+    "without it, an unreadable partial stops its group with exit code 3.",
+)
+def run(file: str, out: str | None, only: tuple[str, ...], set_aside_corrupt: bool) -> None:
     """Run an audit on this machine (GPU if present), resuming what OUT already holds."""
     audit = load_or_exit(file)
-    sys.exit(run_audit_command(audit, Path(out) if out else None, only, report=not only))
+    sys.exit(
+        run_audit_command(audit, Path(out) if out else None, only, report=not only, set_aside_corrupt=set_aside_corrupt)
+    )
 
 
 @main.command()

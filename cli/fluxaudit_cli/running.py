@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fluxaudit.contract import ExitCode
-from fluxaudit.errors import PermanentError
+from fluxaudit.errors import PermanentError, TransientError
 from fluxaudit.results import Partial
 from fluxaudit.spec import FluxAudit
 from fluxaudit.storage import CredentialsError, StorageUnavailable, open_storage
@@ -18,7 +18,9 @@ from fluxaudit.storage import CredentialsError, StorageUnavailable, open_storage
 from .console import console, where
 
 
-def run_audit_command(audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool) -> int:
+def run_audit_command(
+    audit: FluxAudit, out: Path | None, only: tuple[str, ...], report: bool, set_aside_corrupt: bool = False
+) -> int:
     from fluxaudit_runner.local import quiet_libraries, run_audit
 
     quiet_libraries()
@@ -49,7 +51,14 @@ def run_audit_command(audit: FluxAudit, out: Path | None, only: tuple[str, ...],
             bar.update(tasks[label], completed=partial.cells_done, total=partial.cells_total, state=partial.status)
 
         try:
-            outcome = run_audit(audit, storage, only=only or None, progress=on_progress, report=report)
+            outcome = run_audit(
+                audit,
+                storage,
+                only=only or None,
+                progress=on_progress,
+                report=report,
+                set_aside_corrupt=set_aside_corrupt,
+            )
         except CredentialsError as exc:
             console.print(f"[red]credentials[/red]: {escape(str(exc))}")
             return ExitCode.BAD_INPUT
@@ -59,6 +68,9 @@ def run_audit_command(audit: FluxAudit, out: Path | None, only: tuple[str, ...],
         except PermanentError as exc:
             console.print(f"[red]cannot run this audit[/red]: {escape(str(exc))}")
             return ExitCode.BAD_INPUT
+        except TransientError as exc:
+            console.print(f"[red]try again later[/red]: {escape(str(exc))}")
+            return ExitCode.GROUPS_FAILED
     elapsed = time.perf_counter() - start
     if outcome.report is not None:
         summary = outcome.report.json["summary"]

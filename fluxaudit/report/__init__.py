@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..layout import RunLayout
 from ..results import Partial
+from ..run_folder import partials_of
 from ..spec import FluxAudit
 from ..storage import NotFound, Storage
 from .data import ReportData, build_report_data, report_json
@@ -37,12 +38,8 @@ class BuiltReport:
 
 
 def read_partials(audit: FluxAudit, storage: Storage) -> dict[str, Partial | None]:
-    layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
-    out: dict[str, Partial | None] = {}
-    for label in audit.spec.group_labels():
-        raw = storage.read_json_or_none(layout.partial(label))
-        out[label] = Partial.from_json(raw) if raw is not None else None
-    return out
+    """Every group's partial; one written by another spec or input, or unreadable, is refused (named)."""
+    return partials_of(audit, storage)
 
 
 def _reader(storage: Storage) -> Callable[[str], np.ndarray | None]:

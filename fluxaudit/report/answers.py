@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..layout import guidance_token
 from .data import ReportData
 from .format import db, esc, num, size, ssim, table
+from .speed import RUNTIME_NAMES
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,22 @@ FIGURE_CAPTIONS = {
     "contact_sheet": "Images: quant rows × guidance columns, mask outlined in yellow",
     "diff_sheet": "|image − reference| per pixel, quant rows × guidance columns, one colour scale for all tiles",
     "drift": "Drift against the reference across guidance (PSNR, higher is closer)",
-    "latency": "Wall-clock seconds per image",
+    "latency": "Step time per quant and runtime (box: quartiles, whiskers: p10–p90)",
 }
+
+
+def _compared_on(data: ReportData) -> str:
+    """Which runtime and memory modes the speed comparison used, named (an answer that does not say
+    what it timed cannot be acted on)."""
+    speed = data.decisions.speed
+    if speed is None or speed.fastest is None:
+        return ""
+    modes = []
+    for g in data.groups:
+        t = g.timing(speed.runtime)
+        if t is not None and g.label != data.decisions.reference:
+            modes.append(f"{esc(g.label)} {esc(t.memory_mode or 'resident')}")
+    return f"; compared on {RUNTIME_NAMES[speed.runtime]} ({', '.join(modes)})" if modes else ""
 
 
 def quant_answer(data: ReportData) -> list[str]:
@@ -32,8 +47,8 @@ def quant_answer(data: ReportData) -> list[str]:
     by_label = {g.label: g for g in data.groups}
     lines = ["### 1. Which quant", ""]
     lines.append(f"**Recommended: {esc(d.recommended_quant or 'none')}** — {esc(d.quant_reason)}.")
+    lines += ["", f"Basis: {esc(d.quant_basis)}{_compared_on(data)}", ""]
     lines += [
-        "",
         f"Rule: {esc(d.quant_rule)}. Reference: {esc(d.reference or 'none')} ({esc(d.reference_reason)}).",
         "",
     ]

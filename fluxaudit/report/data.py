@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from ..results import CompileCheck, Environment, Partial
 from ..spec import FluxAudit
+from .base import ReportModel
 from .decisions import ArrayReader, Decisions, decide
-from .model import REPORT_SCHEMA_VERSION, CellSummary, GroupSummary, ReportModel, summarize
+from .model import REPORT_SCHEMA_VERSION, CellSummary, GroupSummary, summarize
 
 
 class ReportData(ReportModel):
@@ -70,11 +71,6 @@ def _dump(model: BaseModel | None) -> Any:
 
 def report_json(data: ReportData) -> dict[str, Any]:
     spec = data.audit.spec.model_dump(by_alias=True, mode="json", exclude={"runner"})
-    fastest = min(
-        (g for g in data.groups if g.median_wall_seconds is not None),
-        key=lambda g: g.median_wall_seconds or 0.0,
-        default=None,
-    )
     d = data.decisions
     return finite(
         {
@@ -98,8 +94,16 @@ def report_json(data: ReportData) -> dict[str, Any]:
                 "notes": d.notes,
             },
             "summary": {
-                "fastestQuant": fastest.label if fastest else None,
+                # distinguishably fastest at the measured noise, quality aside (None: tied or not timed)
+                "fastestQuant": d.speed_ranking.fastest
+                if d.speed_ranking and d.speed_ranking.basis == "faster"
+                else None,
+                "speedRanking": _dump(d.speed_ranking),
+                "reference": d.reference,
                 "recommendedQuant": d.recommended_quant,
+                "quantBasis": d.quant_basis,
+                "speed": _dump(d.speed),
+                "otherRuntimeSpeed": _dump(d.other_speed),
                 "quantRule": d.quant_rule,
                 "quantReason": d.quant_reason,
                 "suggestedGuidance": d.suggested_guidance,

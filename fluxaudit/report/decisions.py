@@ -16,7 +16,9 @@ import numpy as np
 from .. import quality
 from ..results import CompileCheck
 from ..spec import UNQUANTIZED, FluxAuditSpec, QualitySpec
-from .model import CellSummary, GroupSummary, ReportModel
+from .base import ReportModel
+from .model import CellSummary, GroupSummary
+from .speed import RUNTIME_NAMES, Runtime, SpeedAnswer, calibration_note, decide_speed
 
 ArrayReader = Callable[[str], np.ndarray | None]
 
@@ -64,8 +66,14 @@ class Decisions(ReportModel):
     cells: list[CellQuality]
     verdicts: list[QuantVerdict]
     recommended_quant: str | None
+    quant_basis: str
     quant_rule: str
     quant_reason: str
+    #: the speed answer the recommendation used, and the other runtime's where it was measured for all.
+    speed: SpeedAnswer | None
+    other_speed: SpeedAnswer | None
+    #: the same rule over every timed quant, quality aside: which is fastest at the measured noise.
+    speed_ranking: SpeedAnswer | None
     guidance_quant: str | None
     guidance_rows: list[GuidanceRow]
     suggested_guidance: float | None
@@ -160,20 +168,38 @@ def verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdic
     )
 
 
-def recommend_quant(verdicts: list[QuantVerdict], groups: list[GroupSummary], q: QualitySpec) -> tuple[str | None, str]:
-    by_label = {g.label: g for g in groups}
-    timed = {g.label: g.median_wall_seconds for g in groups if g.median_wall_seconds is not None}
-    passing = [by_label[v.label] for v in verdicts if v.passes and v.label != UNQUANTIZED and v.label in timed]
-    if not passing:
-        return None, "no quant stays within the thresholds at every cell"
-    fastest = min(timed[g.label] for g in passing)
-    tied = [g for g in passing if timed[g.label] <= fastest * (1 + q.speed_tie_tolerance)]
-    pick = min(tied, key=lambda g: (g.bytes or 0, timed[g.label], g.label))
-    others = ", ".join(g.label for g in tied if g is not pick)
-    reason = f"{pick.label}: passes every cell at {timed[pick.label]:.3f} s/image (median)"
-    if others:
-        reason += f"; as fast (within {q.speed_tie_tolerance:.0%}) as {others}, and the smallest file"
-    return pick.label, reason
+def rank_speed(groups: list[GroupSummary], reference: str | None, spec: FluxAuditSpec) -> SpeedAnswer | None:
+    """The speed rule over every complete quant but the reference, quality aside (report.json's
+    ``summary.speedRanking``: how stable the fastest is from one run to the next)."""
+    labels = [
+        g.label for g in groups if g.status == "complete" and g.timings and g.label not in (reference, UNQUANTIZED)
+    ]
+    if len(labels) < 2:
+        return None
+    timings = {g.label: {t.runtime: t for t in g.timings} for g in groups}
+    calibrated = {g.label: g.calibration.tflops_median for g in groups if g.calibration and g.label in labels}
+    sizes = {g.label: g.bytes or 0 for g in groups}
+    return decide_speed(
+        labels, timings, sizes, spec.quality.speed_tie_tolerance, spec.timing.runtime, calibration_note(calibrated)
+    )
+
+
+def recommend_quant(
+    verdicts: list[QuantVerdict], groups: list[GroupSummary], reference: str | None, spec: FluxAuditSpec
+) -> tuple[SpeedAnswer, SpeedAnswer | None]:
+    """The speed answer on ``spec.timing.runtime`` among quants that pass (never the reference: it passes
+    against itself by definition), and the other runtime's answer where every candidate ran it too."""
+    candidates = [v.label for v in verdicts if v.passes and v.label not in (reference, UNQUANTIZED)]
+    timings = {g.label: {t.runtime: t for t in g.timings} for g in groups}
+    sizes = {g.label: g.bytes or 0 for g in groups}
+    tol = spec.quality.speed_tie_tolerance
+    calibrated = {g.label: g.calibration.tflops_median for g in groups if g.calibration and g.label in candidates}
+    incomparable = calibration_note(calibrated)
+    chosen = decide_speed(candidates, timings, sizes, tol, spec.timing.runtime, incomparable)
+    other: Runtime = "fastPath" if chosen.runtime == "stock" else "stock"
+    if len(candidates) > 1 and all(other in timings.get(label, {}) for label in candidates):
+        return chosen, decide_speed(candidates, timings, sizes, tol, other, incomparable)
+    return chosen, None
 
 
 def guidance_table(
@@ -200,7 +226,16 @@ def guidance_table(
     return rows, suggested
 
 
-def compile_decision(cc: CompileCheck | None) -> tuple[str, list[str]]:
+def break_even_images(cc: CompileCheck, steps: int) -> float | None:
+    """Images after which compiling has paid for itself: compile seconds ÷ seconds saved per image."""
+    sp = cc.speedup
+    if sp is None or sp.compile_seconds is None:
+        return None
+    saved = (sp.eager_step_seconds - sp.compiled_step_seconds) * steps
+    return sp.compile_seconds / saved if saved > 0 else None
+
+
+def compile_decision(cc: CompileCheck | None, steps: int = 28) -> tuple[str, list[str]]:
     if cc is None:
         return "not run", ["compileCheck.enabled is false, or its group did not finish"]
     t = next((e for e in cc.explain if e.target == "transformer"), None)
@@ -219,12 +254,20 @@ def compile_decision(cc: CompileCheck | None) -> tuple[str, list[str]]:
         return "no-go", reasons
     sp = cc.speedup
     if sp is None or sp.speedup is None:
-        reasons.append("speed-up not measured (compileCheck.measureSpeedup: true measures it)")
+        reasons.append(
+            "speed-up not measured: nothing was compiled here (the fast path compiles on a CUDA GPU; "
+            "compileCheck.measureSpeedup: true compiles the whole transformer to time it)"
+        )
         return "go (traceable; speed-up unmeasured)", reasons
     reasons.append(
         f"measured {sp.speedup:.2f}× ({sp.eager_step_seconds * 1000:.1f} → {sp.compiled_step_seconds * 1000:.1f} ms "
         f"per forward) after {sp.compile_seconds or 0:.0f} s of compiling"
     )
+    images = break_even_images(cc, steps)
+    if images is not None:
+        reasons.append(
+            f"break-even after {images:.1f} images of {steps} steps (compile seconds ÷ seconds saved per image)"
+        )
     if sp.speedup >= COMPILE_GO_SPEEDUP:
         return "go", reasons
     if sp.speedup >= 1.0:
@@ -233,9 +276,11 @@ def compile_decision(cc: CompileCheck | None) -> tuple[str, list[str]]:
 
 
 QUANT_RULE = (
-    "recommended quant = the fastest (median s/image; within {tol:.0%} counts as a tie, then the smaller file wins) "
     "among quants whose every cell has whole-image PSNR ≥ {psnr:g} dB, SSIM ≥ {ssim:g} and outside-mask "
-    "PSNR ≥ {out:g} dB against the reference"
+    "PSNR ≥ {out:g} dB against the reference (the reference itself is never a candidate), the fastest by median "
+    "step time on {runtime} — but only when the bootstrap 95% interval of the ratio of step-time medians lies "
+    "wholly outside a ±{tol:.0%} tie band; quants not distinguishable from the fastest at the measured noise are "
+    "tied, and the smallest file among them wins"
 )
 GUIDANCE_RULE = (
     "flag a guidance when its outside-mask PSNR against the input image is more than {drop:g} dB below the best "
@@ -249,12 +294,22 @@ COMPILE_RULE = (
 )
 
 
-def _notes(mask: np.ndarray | None) -> list[str]:
+def _notes(mask: np.ndarray | None, groups: list[GroupSummary], reference: str | None) -> list[str]:
+    notes = []
     if mask is None:
-        return ["the mask used by the runner is missing from the run folder: quality not computed"]
-    if quality.mask_coverage(mask) in (0.0, 1.0):
-        return ["the mask is empty or covers the whole image: inside/outside scores are partly undefined"]
-    return []
+        notes.append("the mask used by the runner is missing from the run folder: quality not computed")
+    elif quality.mask_coverage(mask) in (0.0, 1.0):
+        notes.append("the mask is empty or covers the whole image: inside/outside scores are partly undefined")
+    if reference is not None and reference != UNQUANTIZED:
+        notes.append(
+            f"{reference} is the reference and one of the candidates: it passes against itself by definition, so it "
+            "is not recommended on that basis (reference: bf16 measures every quant against the unquantized weights)"
+        )
+    calibrated = {g.label: g.calibration.tflops_median for g in groups if g.calibration is not None}
+    flag = calibration_note(calibrated)
+    if flag:
+        notes.append(flag)
+    return notes
 
 
 def decide(
@@ -275,23 +330,40 @@ def decide(
         for g in groups
         if g.status == "complete" or any(c.quant == g.label for c in qualities)
     ]
+    speed = other_speed = None
     if reference is not None:
-        recommended, quant_reason = recommend_quant(verdicts, groups, q)
+        speed, other_speed = recommend_quant(verdicts, groups, reference, spec)
+        recommended, basis, quant_reason = speed.pick, speed.basis, speed.reason
+        if speed.note:
+            quant_reason += f" ({speed.note})"
+        if other_speed is not None and other_speed.pick != speed.pick:
+            quant_reason += (
+                f". On {RUNTIME_NAMES[other_speed.runtime]} the answer would be {other_speed.pick or 'none'} "
+                f"({other_speed.basis})"
+            )
     else:
-        recommended, quant_reason = None, "no reference: " + why
+        recommended, basis, quant_reason = None, "none-pass", "no reference: " + why
     guidance_quant = recommended or reference
     rows, suggested = guidance_table(qualities, guidance_quant, list(spec.guidance_scales), q)
-    compile_verdict, compile_reasons = compile_decision(compile_check)
+    compile_verdict, compile_reasons = compile_decision(compile_check, spec.steps)
     return Decisions(
         reference=reference,
         reference_reason=why,
         cells=qualities,
         verdicts=verdicts,
         recommended_quant=recommended,
+        quant_basis=basis,
         quant_rule=QUANT_RULE.format(
-            tol=q.speed_tie_tolerance, psnr=q.min_psnr_db, ssim=q.min_ssim, out=q.min_outside_mask_psnr_db
+            tol=q.speed_tie_tolerance,
+            psnr=q.min_psnr_db,
+            ssim=q.min_ssim,
+            out=q.min_outside_mask_psnr_db,
+            runtime=RUNTIME_NAMES[speed.runtime if speed else spec.timing.runtime],
         ),
         quant_reason=quant_reason,
+        speed=speed,
+        other_speed=other_speed,
+        speed_ranking=rank_speed(groups, reference, spec),
         guidance_quant=guidance_quant,
         guidance_rows=rows,
         suggested_guidance=suggested,
@@ -299,5 +371,5 @@ def decide(
         compile_decision=compile_verdict,
         compile_reasons=compile_reasons,
         compile_rule=COMPILE_RULE,
-        notes=_notes(mask),
+        notes=_notes(mask, groups, reference),
     )

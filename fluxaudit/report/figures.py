@@ -159,29 +159,30 @@ def drift_chart(data: ReportData) -> bytes:
 
 
 def latency_chart(data: ReportData) -> bytes:
-    """Median seconds per image for each quant across the guidance sweep."""
+    """Step times per quant and runtime, as box plots (box: quartiles; whiskers: p10–p90; the sample
+    counts under each box): the spread a speed answer rests on, at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    guidance = list(data.audit.spec.guidance_scales)
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
-    width = 0.8 / max(1, len(data.groups))
-    for i, g in enumerate(data.groups):
-        values = []
-        for gs in guidance:
-            cells = [c.wall_seconds for c in data.cells if c.quant == g.label and c.guidance == gs]
-            values.append(sorted(cells)[len(cells) // 2] if cells else 0.0)
-        xs = [k + (i - (len(data.groups) - 1) / 2) * width for k in range(len(guidance))]
-        ax.bar(xs, values, width=width, label=g.label)
-    ax.set_xticks(range(len(guidance)), [guidance_token(g) for g in guidance])
-    ax.set_xlabel("guidance scale")
-    ax.set_ylabel("wall seconds per image")
+    from .speed import RUNTIME_NAMES
+
+    series, labels = [], []
+    for g in data.groups:
+        for t in g.timings:
+            series.append([s * 1000 for per_image in t.step_samples for s in per_image])
+            labels.append(f"{g.label}\n{RUNTIME_NAMES[t.runtime]}\n{t.images} img × {t.steps // max(t.images, 1)}")
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(series) + 2), 4.2), dpi=100)
+    if series:
+        ax.boxplot(series, whis=(10, 90), showfliers=False)
+        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
+    else:
+        ax.set_title("no timed steps")
+    ax.set_ylabel("ms per denoising step")
     env = data.environment
     device = (env.gpu_name or env.device) if env else "?"
-    ax.set_title(f"Latency per image — {device}, {data.audit.spec.steps} steps")
-    ax.legend(fontsize=8)
+    ax.set_title(f"Step time per quant and runtime — {device}, {data.audit.spec.steps} steps per image")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -5,7 +5,8 @@ Each section is one function (``answers``, ``sections``); this module orders the
 
 from __future__ import annotations
 
-from ..spec import WARMUP_STEPS
+from ..spec import UNQUANTIZED, WARMUP_STEPS
+from ..stats import RESAMPLES
 from . import answers, sections
 from .answers import Figures
 from .data import ReportData
@@ -13,6 +14,14 @@ from .format import esc
 from .sections import LinkFn
 
 __all__ = ["Figures", "esc", "render_markdown"]
+
+
+def _repeats(data: ReportData) -> str:
+    """Repeats as the groups ran them (``repeats`` unset: 3 on a GPU, 1 on CPU; the bf16 reference 1)."""
+    ran = sorted({c.repeats for c in data.cells if c.quant != UNQUANTIZED})
+    if data.audit.spec.repeats is not None or not ran:
+        return str(data.audit.spec.repeats or "—")
+    return "/".join(map(str, ran)) + " (repeats unset: 3 on a GPU, 1 on CPU)"
 
 
 def header(data: ReportData) -> list[str]:
@@ -33,8 +42,8 @@ def header(data: ReportData) -> list[str]:
         f"- Prompt: {esc(inp.prompt)}",
         f"- Model: GGUF from {esc(spec.model.gguf_repo)}@{esc(spec.model.revision)}, "
         f"base {esc(spec.model.base_repo)}@{esc(spec.model.base_revision)}",
-        f"- Settings: {spec.steps} steps, compute dtype {spec.dtype}, seeds {', '.join(map(str, spec.seeds))}, "
-        f"{spec.repeats} timed repeat(s) per cell, {spec.warmup} warm-up inference(s) per group, "
+        f"- Settings: {spec.steps} steps, compute dtype {spec.dtype}, seeds {', '.join(map(str, spec.seeds))}; "
+        f"{_repeats(data)} timed run(s) per cell, {spec.warmup} warm-up inference(s) per group, "
         f"long side ≤ {spec.max_side} px, {spec.max_sequence_length} T5 tokens",
     ]
 
@@ -53,6 +62,19 @@ def methodology() -> list[str]:
         "- Wall-clock is `time.perf_counter` around the pipeline call after `torch.cuda.synchronize`; GPU time "
         "is CUDA events around the same call; s/step is the median over denoising steps (transformer forward "
         "plus scheduler step). With several repeats, the median is shown.",
+        "- Timing evidence: every step of every timed image is a sample; the report gives median, p10 and p90 "
+        "per group and runtime with the counts. Speed comparisons take the ratio of step-time medians and a "
+        f"bootstrap 95% interval ({RESAMPLES} resamples of whole images — steps within one image are not "
+        "independent; with a single image, of steps); a quant is faster only when the interval lies wholly "
+        "outside the tie band, else the quants are tied and the smaller file wins.",
+        "- Runtimes: stock diffusers (no kernels, no compile) is timed in the group's memory mode — when the sweep "
+        "runs the fast path, first, on a warm-up and whole timed images, because offloading costs are paid per "
+        "image — and the fast path is the sweep itself. The speed answer names the runtime it used "
+        "(`spec.timing.runtime`) and prints the other's when it differs.",
+        "- Memory: `spec.memory: auto` places the weights resident when they plus the activation peak measured on "
+        "the device (the VAE decode and one transformer block of each kind at the audit's shapes), with headroom, "
+        "fit what the allocator can still hand out under the process's cap; else it streams blocks with group "
+        "offloading, else offloads sequentially. Each group's mode and reason are in the groups table and report.json.",
         "- Peak memory is `torch.cuda.max_memory_allocated` per cell on a GPU, else the process's peak RSS "
         "(reset per cell through /proc/self/clear_refs).",
         "- Quality compares each cell with the reference group's cell at the same guidance and seed: PSNR over "
@@ -75,6 +97,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: Figures) -> str:
         sections.groups(data),
         sections.results_matrix(data, link),
         sections.per_quant(data),
+        sections.timing_evidence(data),
         sections.fast_path(data),
         sections.utilisation(data),
         sections.quality_cells(data),

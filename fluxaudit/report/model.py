@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import statistics
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-from ..results import Cell, Cleanup, CompileCheck, Environment, FastPath, LoadTimings, Partial
+from ..results import Calibration, Cell, Cleanup, CompileCheck, Environment, FastPath, LoadTimings, Partial, Placement
 from ..spec import FluxAudit
 from ..utilisation import FluxShape, Utilisation, tokens, transformer_flops, utilisation
+from .base import ReportModel
+from .speed import RuntimeTiming, runtime_timings
 
-REPORT_SCHEMA_VERSION = 1
-
-
-class ReportModel(BaseModel):
-    """camelCase in report.json, snake_case in Python, immutable once built."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+REPORT_SCHEMA_VERSION = 2
 
 
 class CellSummary(ReportModel):
@@ -63,6 +58,13 @@ class GroupSummary(ReportModel):
     utilisation: Utilisation | None = None
     #: what the transformer ran with (dequant kernels, regional compile, compile time, cache).
     fast_path: FastPath | None = None
+    #: where the weights lived and why; the device's calibration matmul; step times per runtime.
+    placement: Placement | None = None
+    calibration: Calibration | None = None
+    timings: list[RuntimeTiming] = Field(default_factory=list)
+
+    def timing(self, runtime: str) -> RuntimeTiming | None:
+        return next((t for t in self.timings if t.runtime == runtime), None)
 
 
 class Summaries(ReportModel):
@@ -139,6 +141,9 @@ def _group(label: str, file: str, p: Partial, audit: FluxAudit, summaries: list[
         cleanup=p.cleanup,
         utilisation=_utilisation(p, audit, summaries),
         fast_path=p.fast_path,
+        placement=p.placement,
+        calibration=p.calibration,
+        timings=runtime_timings(p),
     )
 
 

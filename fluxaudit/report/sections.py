@@ -9,6 +9,7 @@ from ..layout import guidance_token
 from ..results import Environment
 from .data import ReportData
 from .format import db, esc, ms, num, size, ssim, table
+from .speed import RUNTIME_NAMES
 
 LinkFn = Callable[[str], str]
 
@@ -56,7 +57,13 @@ def groups(data: ReportData) -> list[str]:
             ]
         )
     header = ["Quant", "File", "Size", "sha256", "Status", "Cells", "Load (s)", "Memory after load", "Memory mode"]
-    return ["## Groups", "", *table(header, rows)]
+    why = [f"- {esc(g.label)}: {esc(g.placement.mode)} — {esc(g.placement.reason)}" for g in data.groups if g.placement]
+    return [
+        "## Groups",
+        "",
+        *table(header, rows),
+        *(["", "Where the weights lived, and why:", "", *why] if why else []),
+    ]
 
 
 def results_matrix(data: ReportData, link: LinkFn) -> list[str]:
@@ -98,6 +105,52 @@ def per_quant(data: ReportData) -> list[str]:
             ],
         ),
     ]
+
+
+def timing_evidence(data: ReportData) -> list[str]:
+    """Every group's step times per runtime, with spread and sample counts, and its device's calibration."""
+    d = data.decisions
+    used = d.speed.runtime if d.speed else None
+    candidates = {v.label for v in d.verdicts if v.passes and v.label != d.reference}
+    rows = []
+    for g in data.groups:
+        cal = f"{g.calibration.tflops_median:.3g}" if g.calibration else "—"
+        for t in g.timings:
+            if g.label == d.reference:
+                role = "reference: shown, never compared" + (
+                    " (offloaded)" if t.memory_mode not in (None, "resident") else ""
+                )
+            elif t.runtime == used and g.label in candidates:
+                role = "speed answer"
+            else:
+                role = "—"
+            rows.append(
+                [
+                    esc(g.label),
+                    RUNTIME_NAMES[t.runtime],
+                    esc(t.memory_mode or "—"),
+                    str(t.images),
+                    str(t.steps),
+                    ms(t.median_step_seconds),
+                    f"{ms(t.p10_step_seconds)}–{ms(t.p90_step_seconds)}",
+                    num(t.median_image_seconds),
+                    cal,
+                    role,
+                ]
+            )
+    if not rows:
+        return []
+    lines = [
+        "### Timing evidence",
+        "",
+        "Every denoising step of every timed image, per group and runtime (CUDA events on a GPU, `perf_counter` "
+        "on CPU): the median with p10–p90, and how many images and steps it rests on. Calibration: the group's "
+        "device timing a fixed matmul before its sweep (TFLOP/s), so groups that ran on different nodes compare.",
+        "",
+    ]
+    header = ["Quant", "Runtime", "Memory mode", "Images", "Steps", "Median ms/step", "p10–p90 ms/step",
+              "Median s/image", "Calibration TFLOP/s", "Role"]  # fmt: skip
+    return lines + table(header, rows)
 
 
 def fast_path(data: ReportData) -> list[str]:

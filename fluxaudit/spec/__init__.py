@@ -20,9 +20,11 @@ from .base import (
     DEFAULT_MASK_TEMPLATE,
     DEFAULT_PROMPT,
     DEFAULT_STEPS,
+    GPU_DEFAULT_REPEATS,
     SAFE_SEGMENT,
     UNQUANTIZED,
     WARMUP_STEPS,
+    MemoryMode,
     dns_label,
 )
 from .cluster import ResourceSpec, RunnerSpec, StorageSpec, Toleration
@@ -34,6 +36,7 @@ from .sections import (
     ModelSpec,
     QualitySpec,
     QuantSpec,
+    TimingSpec,
     default_quants,
 )
 
@@ -45,6 +48,7 @@ __all__ = [
     "DEFAULT_MASK_TEMPLATE",
     "DEFAULT_PROMPT",
     "DEFAULT_STEPS",
+    "GPU_DEFAULT_REPEATS",
     "SAFE_SEGMENT",
     "UNQUANTIZED",
     "WARMUP_STEPS",
@@ -53,6 +57,7 @@ __all__ = [
     "FluxAudit",
     "FluxAuditSpec",
     "InputSpec",
+    "MemoryMode",
     "Metadata",
     "ModelSpec",
     "QualitySpec",
@@ -61,6 +66,7 @@ __all__ = [
     "RunnerSpec",
     "SpecError",
     "StorageSpec",
+    "TimingSpec",
     "Toleration",
     "default_quants",
     "dns_label",

@@ -9,7 +9,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..contract import API_VERSION, KIND
-from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_LIST, RUN_ID_PATTERN, UNQUANTIZED, _Model, dns_label
+from ..layout import guidance_token
+from .base import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_STEPS,
+    GPU_DEFAULT_REPEATS,
+    MAX_LIST,
+    RUN_ID_PATTERN,
+    UNQUANTIZED,
+    StrictInt,
+    StrictNumber,
+    _Model,
+    dns_label,
+)
 from .cluster import RunnerSpec, StorageSpec
 from .sections import (
     CompileCheckSpec,
@@ -18,8 +30,12 @@ from .sections import (
     ModelSpec,
     QualitySpec,
     QuantSpec,
+    TimingSpec,
     default_quants,
 )
+
+#: the fields that change what a cell computes (or, for memory, what its timing means).
+FINGERPRINTED = {"input", "model", "quants", "steps", "max_side", "max_sequence_length", "dtype", "fast_path", "memory"}
 
 
 class FluxAuditSpec(_Model):
@@ -38,7 +54,7 @@ class FluxAuditSpec(_Model):
         ),
     ] = Field(default_factory=default_quants)
     guidance_scales: Annotated[
-        tuple[float, ...],
+        tuple[StrictNumber, ...],
         Field(
             min_length=1,
             max_length=MAX_LIST,
@@ -49,9 +65,9 @@ class FluxAuditSpec(_Model):
             },
         ),
     ] = DEFAULT_GUIDANCE
-    steps: Annotated[int, Field(ge=1, le=200, description="Denoising steps of every cell.")] = DEFAULT_STEPS
+    steps: Annotated[StrictInt, Field(ge=1, le=200, description="Denoising steps of every cell.")] = DEFAULT_STEPS
     seeds: Annotated[
-        tuple[int, ...],
+        tuple[StrictInt, ...],
         Field(
             min_length=1,
             max_length=MAX_LIST,
@@ -59,13 +75,22 @@ class FluxAuditSpec(_Model):
             json_schema_extra={"items": {"type": "integer", "minimum": 0}, "x-kubernetes-list-type": "set"},
         ),
     ] = (0,)
-    repeats: Annotated[int, Field(ge=1, le=20, description="Timed runs per cell; images come from the first.")] = 1
-    warmup: Annotated[int, Field(ge=0, le=10, description="Untimed inferences before the sweep.")] = 1
+    repeats: Annotated[
+        StrictInt | None,
+        Field(
+            ge=1,
+            le=20,
+            description="Timed runs per cell; images come from the first, every run adds timing samples. Unset: "
+            f"{GPU_DEFAULT_REPEATS} on a CUDA GPU, 1 on CPU (the unquantized reference runs once: its timings "
+            "decide nothing).",
+        ),
+    ] = None
+    warmup: Annotated[StrictInt, Field(ge=0, le=10, description="Untimed inferences before the sweep.")] = 1
     max_side: Annotated[
-        int,
+        StrictInt,
         Field(ge=64, le=2048, description="The image is resized so its long side is at most this (multiples of 16)."),
     ] = 1024
-    max_sequence_length: Annotated[int, Field(ge=16, le=512, description="T5 prompt tokens.")] = 512
+    max_sequence_length: Annotated[StrictInt, Field(ge=16, le=512, description="T5 prompt tokens.")] = 512
     dtype: Annotated[
         Literal["bfloat16", "float16", "float32"],
         Field(description="Compute dtype; float32 separates quants more finely than bf16 noise allows."),
@@ -73,11 +98,21 @@ class FluxAuditSpec(_Model):
     reference: Annotated[
         str | None,
         Field(
-            default=None,
-            description="Quant label, or bf16 for the base repo's unquantized transformer (one more group), "
-            "that quality is measured against; default the largest GGUF file audited.",
+            description="What quality is measured against: bf16, the base repo's own unquantized transformer (one "
+            "more group, offloaded where it does not fit), or a quant label; null picks the largest GGUF file. "
+            "A reference that is also a candidate is never recommended for passing against itself.",
         ),
-    ] = None
+    ] = UNQUANTIZED
+    memory: Annotated[
+        Literal["auto", "resident", "modelCpuOffload", "groupOffload", "sequentialCpuOffload"],
+        Field(
+            description="Where the weights live while a group runs. auto: resident when the weights plus a "
+            "measured activation estimate fit the free GPU memory, else the cheapest offload that fits, per "
+            "group (the partial says why). modelCpuOffload reproduces a service that calls "
+            "enable_model_cpu_offload() exactly: text encoders kept, the prompt encoded in every call."
+        ),
+    ] = "auto"
+    timing: TimingSpec = Field(default_factory=TimingSpec)
     quality: QualitySpec = Field(default_factory=QualitySpec)
     compile_check: CompileCheckSpec = Field(default_factory=CompileCheckSpec)
     fast_path: FastPathSpec = Field(default_factory=FastPathSpec)
@@ -96,6 +131,21 @@ class FluxAuditSpec(_Model):
                 raise ValueError(f"guidance {g} is out of range: each value must be > 0 and <= 100")
         if len(set(v)) != len(v):
             raise ValueError("guidance values must be unique")
+        return v
+
+    @field_validator("guidance_scales")
+    @classmethod
+    def _distinct_image_names(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        """Images are named by ``guidance_token`` (6 significant digits): two values must not share a name."""
+        names: dict[str, float] = {}
+        for g in v:
+            token = guidance_token(g)
+            if token in names and names[token] != g:
+                raise ValueError(
+                    f"guidance {names[token]!r} and {g!r} would both write images named ..._gs{token}: "
+                    "they must differ within 6 significant digits"
+                )
+            names[token] = g
         return v
 
     @field_validator("seeds")
@@ -149,17 +199,29 @@ class FluxAuditSpec(_Model):
                 return q
         raise KeyError(f"no quant labelled {label!r}; have {[q.label for q in self.quants]}")
 
+    def repeats_for(self, label: str, gpu: bool) -> int:
+        """Timed runs per cell of one group on this kind of machine."""
+        if label == UNQUANTIZED:
+            return 1
+        if self.repeats is not None:
+            return self.repeats
+        return GPU_DEFAULT_REPEATS if gpu else 1
+
+    def cells_for(self, label: str, gpu: bool) -> int:
+        """Runs one group makes: every guidance scale × seed × repeat."""
+        return len(self.guidance_scales) * len(self.seeds) * self.repeats_for(label, gpu)
+
     @property
-    def cells_per_group(self) -> int:
-        """Images each group makes: every guidance scale × seed × repeat."""
-        return len(self.guidance_scales) * len(self.seeds) * self.repeats
+    def requests_gpu(self) -> bool:
+        """Whether the runner Jobs claim a GPU (what the operator plans cell counts for)."""
+        return any(str(k).endswith("/gpu") for k in self.runner.resources.limits)
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what a cell computes: a partial written
         under a different fingerprint must not be resumed into this run."""
         relevant = self.model_dump(
             by_alias=True,
-            include={"input", "model", "quants", "steps", "max_side", "max_sequence_length", "dtype", "fast_path"},
+            include=FINGERPRINTED,
             mode="json",
         )
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from .base import _Model
+from .base import StrictInt, _Model
 
 
 class Toleration(_Model):
@@ -21,7 +21,7 @@ class Toleration(_Model):
     effect: Annotated[
         Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None, Field(description="Taint effect to tolerate.")
     ] = None
-    toleration_seconds: Annotated[int | None, Field(description="With NoExecute: how long the pod stays.")] = None
+    toleration_seconds: Annotated[StrictInt | None, Field(description="With NoExecute: how long the pod stays.")] = None
 
 
 class ResourceSpec(_Model):
@@ -57,13 +57,13 @@ class RunnerSpec(_Model):
     )
     resources: ResourceSpec = Field(default_factory=ResourceSpec, description="Container resources.")
     backoff_limit: Annotated[
-        int, Field(ge=0, le=20, description="Retries of a failed runner pod (preemptions do not count).")
+        StrictInt, Field(ge=0, le=20, description="Retries of a failed runner pod (preemptions do not count).")
     ] = 3
     active_deadline_seconds: Annotated[
-        int, Field(ge=60, le=7 * 24 * 3600, description="Hard time limit of each group's Job.")
+        StrictInt, Field(ge=60, le=7 * 24 * 3600, description="Hard time limit of each group's Job.")
     ] = 4 * 3600
     ttl_seconds_after_finished: Annotated[
-        int, Field(ge=0, description="Seconds a finished Job is kept before the cluster deletes it.")
+        StrictInt, Field(ge=0, description="Seconds a finished Job is kept before the cluster deletes it.")
     ] = 24 * 3600
     priority_class_name: Annotated[str | None, Field(description="PriorityClass of the runner pods.")] = None
     queue_name: Annotated[
@@ -90,5 +90,5 @@ class StorageSpec(_Model):
         ),
     ] = "audit"
     signed_url_hours: Annotated[
-        int, Field(ge=1, le=168, description="Lifetime of signed URLs; V4 URLs last at most 7 days (168 h).")
+        StrictInt, Field(ge=1, le=168, description="Lifetime of signed URLs; V4 URLs last at most 7 days (168 h).")
     ] = 72

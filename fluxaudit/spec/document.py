@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import FluxAuditError
+from ..limits import LimitError, check_document_size, count_nodes
 from .audit import FluxAudit
 
 
@@ -36,6 +37,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return out or "(document)"
 
 
+_TYPES = {"float_type": "a number", "int_type": "an integer", "bool_type": "true or false"}
+
+
 def _friendly(err: dict[str, Any]) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
@@ -45,17 +49,36 @@ def _friendly(err: dict[str, Any]) -> str:
         return f"{err.get('input')!r} does not match {pattern}"
     if err["type"] == "too_short":
         return "must not be empty"
+    if err["type"] in _TYPES:
+        return (
+            f"{err.get('input')!r} is not {_TYPES[err['type']]}: write it as the API server would take it (no quotes)"
+        )
     return msg
 
 
 def errors_from(exc: ValidationError) -> list[tuple[str, str]]:
-    return [(_field_path(tuple(e["loc"])), _friendly(e)) for e in exc.errors()]
+    raw = exc.errors()
+    # pydantic adds "too short after validation" for a list whose items failed: the item errors say it.
+    locs = [tuple(e["loc"]) for e in raw]
+    kept = [
+        e
+        for e in raw
+        if not (
+            e["type"] == "too_short"
+            and any(len(o) > len(e["loc"]) and o[: len(e["loc"])] == tuple(e["loc"]) for o in locs)
+        )
+    ]
+    return [(_field_path(tuple(e["loc"])), _friendly(e)) for e in kept]
 
 
 def parse_document(doc: Any, source: str = "<spec>") -> FluxAudit:
     """Validate a loaded YAML/JSON document; raise SpecError listing every problem."""
     if not isinstance(doc, dict):
         raise SpecError(source, [("(document)", "expected a mapping with apiVersion, kind, metadata and spec")])
+    try:
+        count_nodes(doc)  # before anything walks it: an alias bomb stops here
+    except LimitError as exc:
+        raise SpecError(source, [("(document)", str(exc))]) from None
     try:
         return FluxAudit.model_validate(doc)
     except ValidationError as exc:
@@ -64,6 +87,10 @@ def parse_document(doc: Any, source: str = "<spec>") -> FluxAudit:
 
 def parse_text(text: str, source: str) -> FluxAudit:
     """One YAML (or JSON) document → a validated FluxAudit."""
+    try:
+        check_document_size(text, source)
+    except LimitError as exc:
+        raise SpecError(source, [("(document)", str(exc))]) from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:

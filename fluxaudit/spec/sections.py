@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import string
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -15,8 +15,12 @@ from .base import (
     DEFAULT_PROMPT,
     GGUF_FILE_PATTERN,
     REPO_ID_PATTERN,
+    REVISION_PATTERN,
     SAFE_SEGMENT,
     URI_PATTERN,
+    StrictBool,
+    StrictInt,
+    StrictNumber,
     _Model,
 )
 
@@ -66,9 +70,19 @@ class ModelSpec(_Model):
         ),
     ] = DEFAULT_BASE_REPO
     revision: Annotated[
-        str, Field(min_length=1, max_length=64, description="Revision of ggufRepo (branch, tag or commit).")
+        str,
+        Field(pattern=REVISION_PATTERN, max_length=64, description="Revision of ggufRepo (branch, tag or commit)."),
     ] = "main"
-    base_revision: Annotated[str, Field(min_length=1, max_length=64, description="Revision of baseRepo.")] = "main"
+    base_revision: Annotated[
+        str, Field(pattern=REVISION_PATTERN, max_length=64, description="Revision of baseRepo.")
+    ] = "main"
+
+    @field_validator("revision", "base_revision")
+    @classmethod
+    def _no_parent_dirs(cls, v: str) -> str:
+        if ".." in v.split("/"):
+            raise ValueError("must not contain '..': a revision names a branch, tag or commit, not a path")
+        return v
 
 
 class InputSpec(_Model):
@@ -96,6 +110,12 @@ class InputSpec(_Model):
     prompt: Annotated[str, Field(min_length=1, max_length=2000, description="Fill prompt.")] = DEFAULT_PROMPT
     image_template: Annotated[str, Field(description="Storage path of a session's image.")] = DEFAULT_IMAGE_TEMPLATE
     mask_template: Annotated[str, Field(description="Storage path of a session's mask.")] = DEFAULT_MASK_TEMPLATE
+    resize_mask: Annotated[
+        StrictBool,
+        Field(
+            description="Resize a mask of another aspect ratio to the image (refused by default: it would be stretched)."
+        ),
+    ] = False
 
     @model_validator(mode="after")
     def _one_source(self) -> InputSpec:
@@ -115,9 +135,20 @@ class InputSpec(_Model):
     @classmethod
     def _template_fields(cls, v: str) -> str:
         allowed = {"userId", "sessionId"}
-        names = set(re.findall(r"{(\w*)}", v))
-        if names - allowed:
-            raise ValueError(f"unknown placeholder(s) {sorted(names - allowed)}; allowed: {{userId}}, {{sessionId}}")
+        try:
+            parts = list(string.Formatter().parse(v))
+        except ValueError as exc:
+            raise ValueError(
+                f"not a path template ({exc}); write e.g. users/{{userId}}/sessions/{{sessionId}}/x.png"
+            ) from None
+        for _, name, spec, conversion in parts:
+            if name is None:
+                continue
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            if name not in allowed:
+                raise ValueError(f"unknown placeholder {shown}; allowed: {{userId}}, {{sessionId}}")
+            if spec or conversion:
+                raise ValueError(f"placeholder {shown} is not allowed: use plain {{userId}} and {{sessionId}} only")
         if v.startswith("/") or ".." in v.split("/"):
             raise ValueError("must be a relative storage path without '..'")
         return v
@@ -133,7 +164,7 @@ class QualitySpec(_Model):
     """Thresholds behind the report's recommendations (all stated in the report)."""
 
     min_psnr_db: Annotated[
-        float,
+        StrictNumber,
         Field(
             ge=0,
             le=100,
@@ -141,10 +172,10 @@ class QualitySpec(_Model):
         ),
     ] = 30.0
     min_ssim: Annotated[
-        float, Field(ge=0, le=1, description="...and its whole-image SSIM vs the reference is at least this.")
+        StrictNumber, Field(ge=0, le=1, description="...and its whole-image SSIM vs the reference is at least this.")
     ] = 0.90
     min_outside_mask_psnr_db: Annotated[
-        float,
+        StrictNumber,
         Field(
             ge=0,
             le=100,
@@ -152,7 +183,7 @@ class QualitySpec(_Model):
         ),
     ] = 30.0
     speed_tie_tolerance: Annotated[
-        float,
+        StrictNumber,
         Field(
             ge=0,
             le=0.5,
@@ -160,7 +191,7 @@ class QualitySpec(_Model):
         ),
     ] = 0.03
     saturation_fraction: Annotated[
-        float,
+        StrictNumber,
         Field(
             ge=0,
             le=1,
@@ -168,7 +199,7 @@ class QualitySpec(_Model):
         ),
     ] = 0.02
     outside_mask_drop_db: Annotated[
-        float,
+        StrictNumber,
         Field(
             ge=0,
             le=60,
@@ -180,11 +211,51 @@ class QualitySpec(_Model):
 class CompileCheckSpec(_Model):
     """The torch.compile viability check, run after the matrix."""
 
-    enabled: Annotated[bool, Field(description="Run torch._dynamo.explain on the pipeline and the transformer.")] = True
+    enabled: Annotated[
+        StrictBool, Field(description="Run torch._dynamo.explain on the pipeline and the transformer.")
+    ] = True
     quant: Annotated[str | None, Field(default=None, description="Quant label to check; default the first quant.")] = (
         None
     )
-    measure_speedup: Annotated[bool, Field(description="Also compile and time a few steps (minutes on a GPU).")] = False
+    measure_speedup: Annotated[
+        StrictBool | None,
+        Field(
+            description="Time the transformer compiled against eager. Unset: whenever the fast path compiled the "
+            "blocks (seconds: both forms are at hand); true: also compile the whole transformer when it did not "
+            "(minutes); false: never."
+        ),
+    ] = None
+
+
+class TimingSpec(_Model):
+    """How speed is sampled and which runtime the speed answer uses."""
+
+    runtime: Annotated[
+        Literal["stock", "fastPath"],
+        Field(
+            description="The runtime the speed answer compares: stock (diffusers as a service runs it, in the "
+            "group's memory mode: what a team serves unless it adopts the fast path) or fastPath (FluxAudit's "
+            "dequant kernels and regional compile). The report prints the other runtime's answer beside it."
+        ),
+    ] = "stock"
+    stock_images: Annotated[
+        StrictInt | None,
+        Field(
+            ge=1,
+            le=20,
+            description="Full timed images with stock diffusers when the sweep runs the fast path (offloading "
+            "costs are paid per image, not per step). Unset: as many as repeats.",
+        ),
+    ] = None
+    calibration_seconds: Annotated[
+        StrictNumber,
+        Field(
+            ge=0,
+            le=30,
+            description="Seconds of a fixed bf16 matmul timed before each group, so groups that ran on different "
+            "nodes can be compared (0 switches it off).",
+        ),
+    ] = 1.0
 
 
 class FastPathSpec(_Model):

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import FluxAuditError, PermanentError, TransientError
 from ..layout import check_relative_path
+from ..limits import read_regular_file
 
 
 class NotFound(FileNotFoundError, FluxAuditError):
@@ -38,10 +39,10 @@ class UnsupportedURI(PermanentError):
 
 
 def read_file_uri(uri: str) -> bytes:
-    """The bytes of a ``file://`` URI (a path on this machine)."""
+    """The bytes of a ``file://`` URI (a path on this machine): a regular file, within the input size limit."""
     path = Path(unquote(urlparse(uri).path))
     try:
-        return path.read_bytes()
+        return read_regular_file(path, uri)
     except FileNotFoundError:
         raise NotFound(uri) from None
 

@@ -36,10 +36,10 @@ async def on_audit(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None
 
 @kopf.on.timer(*AUDITS, interval=TIMER_SECONDS, initial_delay=TIMER_SECONDS)
 async def on_timer(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    await memo.reconciler.reconcile(namespace, name, from_timer=True)
+    await memo.reconciler.reconcile(namespace, name, trigger="timer")
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_AUDIT: kopf.PRESENT})
 async def on_job(namespace: str, labels: dict[str, str], type: str | None, memo: kopf.Memo, **_: Any) -> None:
     if type is not None:  # None: the initial listing, already covered by the resume handler
-        await memo.reconciler.reconcile(namespace, labels[LABEL_AUDIT])
+        await memo.reconciler.reconcile(namespace, labels[LABEL_AUDIT], trigger="job")

@@ -93,7 +93,14 @@ class Kube:
             )
         return False
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            API_GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _preload_content=False
-        )
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
+        """Write the status; False when the audit was deleted meanwhile (nothing left to report on)."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                API_GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True

@@ -128,10 +128,19 @@ def plan(
 
     run_id = audit.run_id()
     by_label = {j["metadata"].get("annotations", {}).get(ANNOTATION_QUANT_LABEL): j for j in jobs}
+    before = {g.get("quant"): g for g in old_status.get("groups") or []}
+    # A finished audit never starts work again: its Jobs go (TTL, by hand), its results stay.
+    settled = old_status.get("phase") in FINISHED and old_status.get("observedGeneration") == resource.generation
     out = Plan(audit=audit, run_id=run_id)
     groups = []
     for label in audit.spec.group_labels():
         job = by_label.get(label)
+        earlier = before.get(label)
+        if job is None and (settled or (earlier is not None and earlier.get("phase") in FINISHED)):
+            # The group ended (its Job deleted since): what the status knew stands; no Job again.
+            groups.append(earlier or group_status(GroupObservation(label, job_name(audit.metadata.name, label), None,
+                                                                   partials.get(label), 0)))  # fmt: skip
+            continue
         if job is None:
             out.create.append(build_job(audit, label, namespace=resource.namespace, uid=resource.uid, options=options))
         groups.append(
@@ -141,7 +150,7 @@ def plan(
                     job_name(audit.metadata.name, label),
                     job,
                     partials.get(label),
-                    audit.spec.cells_per_group,
+                    audit.spec.cells_for(label, gpu=audit.spec.requests_gpu),
                 )
             )
         )

@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 
@@ -28,6 +28,9 @@ from .kube import ForeignJob, Kube
 from .planning import Plan, Resource, plan, read_resource
 from .report_links import needs_signing, report_fields, report_ready
 from .status import Event, transitions, with_storage_problem
+
+#: what started a pass: the audit itself (create, resume, edit), one of its Jobs, or the slow timer.
+Trigger = Literal["audit", "job", "timer"]
 
 
 def storage_problem(exc: StorageUnavailable | CredentialsError) -> str:
@@ -70,9 +73,9 @@ class Reconciler:
     def from_env(cls, logger: logging.Logger | logging.LoggerAdapter[Any]) -> Reconciler:
         return cls(OperatorConfig.from_env(), Kube(), logger)
 
-    async def reconcile(self, namespace: str, name: str, *, from_timer: bool = False) -> None:
+    async def reconcile(self, namespace: str, name: str, *, trigger: Trigger = "audit") -> None:
         async with self._locks[(namespace, name)]:
-            body, events, retry = await asyncio.to_thread(self.step, namespace, name, from_timer)
+            body, events, retry = await asyncio.to_thread(self.step, namespace, name, trigger)
         for event in events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if retry:
@@ -81,8 +84,11 @@ class Reconciler:
     def storage_for(self, audit: FluxAudit) -> Storage:
         return open_storage(audit.spec.storage, self.config.jobs.storage_root)
 
-    def step(self, namespace: str, name: str, from_timer: bool) -> tuple[dict[str, Any], list[Event], str | None]:
-        """One pass: (the audit as read, events to post, a reason to retry soon or None)."""
+    def step(self, namespace: str, name: str, trigger: Trigger) -> tuple[dict[str, Any], list[Event], str | None]:
+        """One pass: (the audit as read, events to post, a reason to retry soon or None).
+
+        A finished audit is left alone by Job events (its Jobs' TTL deletions among them) and by the
+        timer, but for re-signing its report link; an edit or an operator restart still reconciles it."""
         body = self.kube.get_audit(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return body or {}, [], None
@@ -90,14 +96,15 @@ class Reconciler:
         resource = read_resource(body, self.config.spec_defaults)
         old = resource.status
         settled = old.get("phase") in FINISHED and old.get("observedGeneration") == resource.generation
-        if from_timer and settled and not self._resign_due(resource, now):
+        if trigger != "audit" and settled and not (trigger == "timer" and self._resign_due(resource, now)):
             return body, [], None  # nothing can change any more: no storage or API reads
         try:
             return self._step(resource, now)
         except (StorageUnavailable, CredentialsError, ForeignJob) as exc:
             reason = "WaitingForOldJobs" if isinstance(exc, ForeignJob) else storage_problem(exc)
             status = with_storage_problem(old, resource.generation, timestamp(now), reason, str(exc)[:1000])
-            self.kube.patch_status(namespace, name, status)
+            if not self.kube.patch_status(namespace, name, status):
+                return body, [], None  # deleted meanwhile: nothing to wait for
             return body, [Event("Warning", reason, str(exc)[:1000])], f"{reason}: {exc}"
 
     def _resign_due(self, resource: Resource, now: datetime) -> bool:
@@ -157,5 +164,7 @@ class Reconciler:
         if problem is not None:
             status = with_storage_problem(status, resource.generation, timestamp(now), *problem)
             events.append(Event("Warning", *problem))
-        self.kube.patch_status(resource.namespace, resource.name, status)
+        if not self.kube.patch_status(resource.namespace, resource.name, status):
+            self.logger.info("deleted while reconciling; nothing more to do")
+            return resource.body, [], None
         return resource.body, events, (f"{problem[0]}: {problem[1]}" if problem else None)

@@ -173,6 +173,12 @@ class Plan:
     backend: str
     notes: tuple[str, ...]
 
+    def off(self, reason: str) -> Plan:
+        """The plan with the fast path off, saying why (an offloaded transformer runs stock)."""
+        if not (self.kernels or self.compile):
+            return self
+        return Plan(kernels=False, compile=False, backend=self.backend, notes=(*self.notes, reason))
+
 
 def plan(spec: FastPathSpec, device_type: str, triton: bool) -> Plan:
     notes: list[str] = []
@@ -202,21 +208,30 @@ def default_cache_dir() -> str | None:
         return None
 
 
-def apply(transformer: torch.nn.Module, plan: Plan, cache_dir: str | None) -> FastPath:
-    """Swap in the dequant kernels and compile the blocks, as planned (the warm-up then compiles);
-    the record it returns is what the group's partial says the transformer ran with."""
-    record = FastPath(
-        dequant_kernels=plan.kernels, compile="regional" if plan.compile else "off", notes=list(plan.notes)
+def record_for(plan: Plan) -> FastPath:
+    """The record of what the transformer will run with; :func:`apply` carries it out."""
+    return FastPath(
+        dequant_kernels=plan.kernels,
+        compile="regional" if plan.compile else "off",
+        compile_backend=plan.backend if plan.compile else None,
+        notes=list(plan.notes),
     )
-    if plan.kernels or plan.compile:
-        swap = swap_gguf_linears(transformer, kernels=plan.kernels)
+
+
+def engaged(record: FastPath) -> bool:
+    """Whether the transformer runs anything but stock diffusers."""
+    return record.dequant_kernels or record.compile == "regional"
+
+
+def apply(transformer: torch.nn.Module, record: FastPath, cache_dir: str | None) -> None:
+    """Swap in the dequant kernels and compile the blocks, as recorded (the warm-up then compiles)."""
+    if engaged(record):
+        swap = swap_gguf_linears(transformer, kernels=record.dequant_kernels)
         record.kernel_linears, record.kept_linears = swap.kernel, swap.plain
-    if plan.compile:
-        record.compile_backend = plan.backend
+    if record.compile == "regional":
         record.cache_dir = configure_compile_cache(cache_dir)
         record.cache_files_before = cache_files(record.cache_dir)
-        compile_regions(transformer, plan.backend)
-    return record
+        compile_regions(transformer, record.compile_backend or "inductor")
 
 
 def fall_back_to_eager(transformer: torch.nn.Module, record: FastPath, exc: Exception, label: str) -> None:

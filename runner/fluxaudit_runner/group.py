@@ -1,7 +1,7 @@
 """Run one quant group: every guidance × seed × repeat cell of one GGUF file.
 
-``GroupRunner.run`` reads as its phases: resume → record → load → warm up → sweep →
-compile check → release.  The partial JSON is rewritten after every cell, so a group
+``GroupRunner.run`` reads as its phases: resume → record → load (and place) → calibrate →
+stock sample → fast path → warm up → sweep → compile check → release.  The partial JSON is rewritten after every cell, so a group
 that dies (spot preemption, OOM, Ctrl-C) resumes from the last recorded cell: a cell
 counts as done only once the partial lists it, and a rerun never repeats or rewrites
 one.  A failure is recorded in one place, in the partial, where the operator and the
@@ -26,12 +26,14 @@ from fluxaudit.contract import Env, audit_document, timestamp
 from fluxaudit.inputs import resolve
 from fluxaudit.layout import RunLayout
 from fluxaudit.results import Cell, Cleanup, LoadTimings, Partial, ResumeConflict
+from fluxaudit.run_folder import CorruptPartial, bind_spec, check_belongs, read_partial, set_aside
 from fluxaudit.spec import UNQUANTIZED, FluxAudit
 from fluxaudit.storage import Storage
 
-from . import compile_check, environment, fastpath, gguf_kernels, loading
+from . import compile_check, environment, fastpath, gguf_kernels, loading, placement
+from .calibration import calibrate
 from .errors import GroupInputError
-from .inference import WarmUp, timed_cell, warm_up
+from .inference import WarmUp, stock_sample, timed_cell, warm_up
 from .loading import LoadedGroup
 from .measure import memory_in_use, return_freed_host_memory
 from .pipeline_inputs import PreparedInputs, prepare_inputs
@@ -39,34 +41,49 @@ from .pipeline_inputs import PreparedInputs, prepare_inputs
 log = logging.getLogger("fluxaudit.runner")
 
 ProgressFn = Callable[[Partial], None]
-MEMORY_MODE = "resident; text encoders freed after encoding the prompt once"
 
 
-def cell_plan(audit: FluxAudit) -> list[tuple[float, int, int]]:
+def cell_plan(audit: FluxAudit, label: str, gpu: bool) -> list[tuple[float, int, int]]:
     s = audit.spec
-    return list(itertools.product(s.guidance_scales, s.seeds, range(s.repeats)))
+    return list(itertools.product(s.guidance_scales, s.seeds, range(s.repeats_for(label, gpu))))
+
+
+def stock_images(audit: FluxAudit, label: str, gpu: bool) -> int:
+    return audit.spec.timing.stock_images or audit.spec.repeats_for(label, gpu)
 
 
 def runs_compile_check(audit: FluxAudit, label: str) -> bool:
     return audit.spec.compile_check.enabled and audit.spec.compile_quant == label
 
 
-def is_finished(partial: Partial, audit: FluxAudit, label: str) -> bool:
-    planned = set(cell_plan(audit))
+def stock_pending(partial: Partial, audit: FluxAudit, label: str, gpu: bool) -> bool:
+    """The sweep runs the fast path and the stock runtime's images are not all timed yet."""
+    have = len(partial.stock_sample.images) if partial.stock_sample else 0
+    return partial.sweep_runtime == "fastPath" and have < stock_images(audit, label, gpu)
+
+
+def is_finished(partial: Partial, audit: FluxAudit, label: str, gpu: bool) -> bool:
+    planned = set(cell_plan(audit, label, gpu))
     compile_pending = runs_compile_check(audit, label) and partial.compile_check is None
-    return planned <= partial.done_keys() and not compile_pending
+    return planned <= partial.done_keys() and not compile_pending and not stock_pending(partial, audit, label, gpu)
 
 
-def load_partial(storage: Storage, layout: RunLayout, audit: FluxAudit, label: str) -> Partial | None:
-    data = storage.read_json_or_none(layout.partial(label))
-    if data is None:
+def load_partial(
+    storage: Storage, layout: RunLayout, audit: FluxAudit, label: str, set_aside_corrupt: bool
+) -> Partial | None:
+    """The group's stored partial, checked to belong to this spec; an unreadable one is set aside
+    only when asked (``--set-aside-corrupt``), else refused."""
+    path = layout.partial(label)
+    try:
+        partial = read_partial(storage, path)
+    except CorruptPartial:
+        if not set_aside_corrupt:
+            raise
+        aside = set_aside(storage, path)
+        log.warning("%s was unreadable: kept as %s; group %s starts afresh", path, aside, label)
         return None
-    partial = Partial.from_json(data)
-    if partial.fingerprint != audit.spec.fingerprint():
-        raise ResumeConflict(
-            f"{layout.partial(label)} was written by a different spec (fingerprint {partial.fingerprint}, "
-            f"now {audit.spec.fingerprint()}): give this audit a new runId or use another output folder"
-        )
+    if partial is not None:
+        check_belongs(partial, audit, path)
     return partial
 
 
@@ -83,7 +100,14 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 class GroupRunner:
-    def __init__(self, audit: FluxAudit, label: str, storage: Storage, progress: ProgressFn | None = None):
+    def __init__(
+        self,
+        audit: FluxAudit,
+        label: str,
+        storage: Storage,
+        progress: ProgressFn | None = None,
+        set_aside_corrupt: bool = False,
+    ):
         self.audit = audit
         self.spec = audit.spec
         self.label = label
@@ -93,12 +117,14 @@ class GroupRunner:
         self.layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
         self.progress = progress or (lambda p: None)
         self.device = environment.pick_device()
+        self.gpu = self.device.type == "cuda"
         self.several_seeds = len(audit.spec.seeds) > 1
+        self.set_aside_corrupt = set_aside_corrupt
 
     def run(self) -> Partial:
         # 1. resume: a finished group is done; a foreign partial is refused before anything is written.
-        stored = load_partial(self.storage, self.layout, self.audit, self.label)
-        if stored is not None and stored.status == "complete" and is_finished(stored, self.audit, self.label):
+        stored = load_partial(self.storage, self.layout, self.audit, self.label, self.set_aside_corrupt)
+        if stored is not None and stored.status == "complete" and is_finished(stored, self.audit, self.label, self.gpu):
             log.info("group %s already complete in %s; skipping", self.label, self.layout.root)
             return stored
         partial = stored
@@ -108,21 +134,44 @@ class GroupRunner:
                 plan = fastpath.plan(self.spec.fast_path, self.device.type, gguf_kernels.triton_usable())
             except fastpath.FastPathUnavailable as exc:
                 raise GroupInputError(str(exc)) from exc
+            placement.check_available(self.spec.memory, self.device)
             assets = resolve(self.spec.input, self.storage)
-            inputs = prepare_inputs(assets.image, assets.mask, self.spec.max_side)
+            input_sha256 = hashlib.sha256(assets.image + assets.mask).hexdigest()
+            if stored is not None:
+                check_belongs(stored, self.audit, self.layout.partial(self.label), input_sha256)
+            inputs = prepare_inputs(
+                assets.image,
+                assets.mask,
+                self.spec.max_side,
+                (assets.image_source, assets.mask_source),
+                self.spec.input.resize_mask,
+            )
             self._record_inputs(inputs)
             partial = self._start(stored, inputs, assets.prompt)
-            # 3. load
+            partial.input_sha256 = input_sha256
+            # 3. load, and place the weights where spec.memory says (measured, on this device)
             partial.environment = environment.collect(self.device)
-            loaded = loading.load_group(self.spec, self.quant, self.device, plan, os.environ.get(Env.COMPILE_CACHE))
+            loaded = loading.load_group(self.spec, self.quant, self.device, plan, (inputs.height, inputs.width))
             try:
                 self._check_same_file(partial, loaded)
-                # 4. warm up (the first warm-up compiles when the fast path does)
+                partial.placement = loaded.placement
+                partial.sweep_runtime = "fastPath" if fastpath.engaged(loaded.fast_path) else "stock"
+                # 4. calibrate: a fixed matmul, so groups on different nodes compare
+                partial.calibration = calibrate(self.device, self.spec.timing.calibration_seconds)
+                self._save(partial)
+                # 5. stock sample: when the sweep runs the fast path, time diffusers as shipped first
+                if stock_pending(partial, self.audit, self.label, self.gpu):
+                    images = stock_images(self.audit, self.label, self.gpu)
+                    partial.stock_sample = stock_sample(loaded, inputs, self.spec, self.device, images)
+                    self._save(partial)
+                # 6. fast path: the dequant kernels swapped in, the blocks compiled (by the first warm-up)
+                fastpath.apply(loaded.transformer, loaded.fast_path, os.environ.get(Env.COMPILE_CACHE))
+                # 7. warm up
                 warm = warm_up(loaded, inputs, self.spec, self.device, self.label)
                 self._record_load(partial, loaded, warm)
-                # 5. sweep
+                # 8. sweep
                 self._sweep(partial, loaded, inputs)
-                # 6. compile check
+                # 9. compile check
                 if runs_compile_check(self.audit, self.label) and partial.compile_check is None:
                     partial.compile_check = compile_check.run_check(
                         loaded, inputs, self.spec, self.device, self.label, warm.transformer_inputs, plan.backend
@@ -130,7 +179,7 @@ class GroupRunner:
                     self._save(partial)
                 partial.status, partial.finished_at = "complete", timestamp()
             finally:
-                # 7. release
+                # 10. release
                 partial.cleanup = self._release(loaded)
                 self._save(partial)
         except Exception as exc:
@@ -142,7 +191,7 @@ class GroupRunner:
     def _record_inputs(self, inputs: PreparedInputs) -> None:
         """Store the audit document and the inputs as the pipeline saw them (same bytes
         from every group), so the report can be rebuilt from the run folder alone."""
-        self.storage.write_json(self.layout.spec_json, audit_document(self.audit))
+        bind_spec(self.storage, self.layout, self.audit, audit_document(self.audit))
         self.storage.write_bytes(self.layout.input_image, _png(inputs.image), "image/png")
         self.storage.write_bytes(self.layout.input_mask, _png(inputs.mask), "image/png")
 
@@ -156,7 +205,7 @@ class GroupRunner:
         partial.attempts += 1
         partial.status, partial.error = "running", None
         partial.started_at = partial.started_at or timestamp()
-        partial.cells_total = len(cell_plan(self.audit))
+        partial.cells_total = len(cell_plan(self.audit, self.label, self.gpu))
         self._save(partial)
         return partial
 
@@ -181,14 +230,19 @@ class GroupRunner:
             transformer_load_seconds=s.transformer,
             warmup_seconds=warm.seconds,
             memory_after_load_bytes=s.memory_after_load_bytes,
-            memory_mode=MEMORY_MODE,
+            memory_mode=loaded.placement.mode
+            + (
+                "; text encoders kept, the prompt encoded in every call"
+                if loaded.prompt_embeds is None
+                else "; text encoders freed after encoding the prompt once"
+            ),
         )
         partial.fast_path = loaded.fast_path
         self._save(partial)
 
     def _sweep(self, partial: Partial, loaded: LoadedGroup, inputs: PreparedInputs) -> None:
         done = partial.done_keys()
-        for guidance, seed, repeat in cell_plan(self.audit):
+        for guidance, seed, repeat in cell_plan(self.audit, self.label, self.gpu):
             if (guidance, seed, repeat) not in done:
                 partial.cells.append(self._cell(loaded, inputs, guidance, seed, repeat))
                 self._save(partial)
@@ -253,15 +307,24 @@ class GroupRunner:
             height=height,
             width=width,
             prompt=prompt,
-            cells_total=len(cell_plan(self.audit)),
+            cells_total=len(cell_plan(self.audit, self.label, self.gpu)),
         )
 
     def _record_failure(self, partial: Partial | None, exc: Exception) -> None:
-        """Say why in the partial; before the group had one of its own, in a fresh one."""
+        """Say why in the partial; before the group had one of its own, in a fresh one.  Not when the
+        run folder holds another audit's results: nothing already stored there may change."""
+        if isinstance(exc, ResumeConflict | CorruptPartial):
+            return
         failed = partial or self._fresh_partial(0, 0, self.spec.input.prompt)
         failed.status, failed.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
         self._save(failed)
 
 
-def run_group(audit: FluxAudit, label: str, storage: Storage, progress: ProgressFn | None = None) -> Partial:
-    return GroupRunner(audit, label, storage, progress).run()
+def run_group(
+    audit: FluxAudit,
+    label: str,
+    storage: Storage,
+    progress: ProgressFn | None = None,
+    set_aside_corrupt: bool = False,
+) -> Partial:
+    return GroupRunner(audit, label, storage, progress, set_aside_corrupt).run()

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from fluxaudit.results import StockSample, TimedImage
 from fluxaudit.spec import WARMUP_STEPS, FluxAuditSpec
 
 from . import fastpath
@@ -27,9 +28,13 @@ COMPILED_WARMUPS = 2
 def call_kwargs(
     loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, guidance: float, seed: int
 ) -> dict[str, Any]:
+    prompt: dict[str, Any] = (
+        {"prompt": spec.input.prompt}  # encoded in every call, as a service with offloaded encoders does
+        if loaded.prompt_embeds is None
+        else {"prompt_embeds": loaded.prompt_embeds, "pooled_prompt_embeds": loaded.pooled}
+    )
     return {
-        "prompt_embeds": loaded.prompt_embeds,
-        "pooled_prompt_embeds": loaded.pooled,
+        **prompt,
         "image": inputs.image,
         "mask_image": inputs.mask,
         "height": inputs.height,
@@ -119,3 +124,27 @@ def timed_cell(
     with PeakMemory(device) as peak:
         result, timing = infer(loaded, inputs, spec, device, guidance, seed)
     return result, timing, peak
+
+
+def stock_sample(
+    loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, device: torch.device, images: int
+) -> StockSample:
+    """Stock diffusers before the fast path touches the transformer: one warm-up, then ``images`` full
+    timed images (offloading and per-call costs are paid per image, not per step)."""
+    start = time.perf_counter()
+    infer(loaded, inputs, spec, device, spec.guidance_scales[0], spec.seeds[0], steps=WARMUP_STEPS)
+    sample = StockSample(warmup_seconds=time.perf_counter() - start)
+    for i in range(images):
+        guidance = spec.guidance_scales[i % len(spec.guidance_scales)]
+        _, timing, peak = timed_cell(loaded, inputs, spec, device, guidance, spec.seeds[0])
+        sample.images.append(
+            TimedImage(
+                guidance=guidance,
+                seed=spec.seeds[0],
+                wall_seconds=timing.wall_seconds,
+                cuda_seconds=timing.cuda_seconds,
+                step_seconds=timing.step_seconds,
+                peak_memory_bytes=peak.peak,
+            )
+        )
+    return sample

@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
-from fluxaudit.results import FastPath, QuantFile
+from fluxaudit.results import FastPath, Placement, QuantFile
 from fluxaudit.spec import UNQUANTIZED, FluxAuditSpec, QuantSpec
 
-from . import fastpath
+from . import fastpath, placement
 from .errors import GroupInputError
 from .measure import memory_in_use
 
@@ -79,7 +79,8 @@ def describe_gguf(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> QuantFil
     )
 
 
-def load_transformer(path: Path, spec: FluxAuditSpec, device: torch.device) -> torch.nn.Module:
+def load_transformer(path: Path, spec: FluxAuditSpec) -> torch.nn.Module:
+    """The GGUF transformer, in host memory (``placement`` puts it on the device)."""
     from diffusers import FluxTransformer2DModel, GGUFQuantizationConfig
 
     dtype = DTYPES[spec.dtype]
@@ -99,11 +100,11 @@ def load_transformer(path: Path, spec: FluxAuditSpec, device: torch.device) -> t
             f"{path.name} is not a FLUX.1-Fill transformer: in_channels={transformer.config.in_channels}, "
             f"expected {FILL_IN_CHANNELS}; pick a Fill GGUF file"
         )
-    return transformer.to(device)
+    return transformer
 
 
-def load_unquantized_transformer(spec: FluxAuditSpec, device: torch.device) -> tuple[torch.nn.Module, QuantFile]:
-    """The base repo's own transformer weights: the reference the GGUF files were cut from."""
+def load_unquantized_transformer(spec: FluxAuditSpec) -> tuple[torch.nn.Module, QuantFile]:
+    """The base repo's own transformer weights (the reference the GGUF files were cut from), in host memory."""
     from diffusers import FluxTransformer2DModel
     from huggingface_hub import snapshot_download
 
@@ -115,10 +116,13 @@ def load_unquantized_transformer(spec: FluxAuditSpec, device: torch.device) -> t
         raise GroupInputError(
             f"model.baseRepo {spec.model.base_repo} has no transformer/*.safetensors for reference: bf16"
         )
-    # One pass over each shard (they total ~24 GB): a single file's own digest, else a digest of digests.
-    digests = [sha256_file(w) for w in weights]
+    # One pass over each shard (they total ~24 GB), beside the loading (hashlib releases the GIL): a
+    # single file's own digest, else a digest of digests.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bf16-hash") as pool:
+        hashing = pool.submit(lambda: [sha256_file(w) for w in weights])
+        transformer = FluxTransformer2DModel.from_pretrained(root, subfolder="transformer", dtype=DTYPES[spec.dtype])
+        digests = hashing.result()
     digest = digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
-    transformer = FluxTransformer2DModel.from_pretrained(root, subfolder="transformer", dtype=DTYPES[spec.dtype])
     if transformer.config.in_channels != FILL_IN_CHANNELS:
         raise GroupInputError(f"model.baseRepo {spec.model.base_repo} is not a FLUX.1-Fill model")
     info = QuantFile(
@@ -130,17 +134,17 @@ def load_unquantized_transformer(spec: FluxAuditSpec, device: torch.device) -> t
         bytes=sum(w.stat().st_size for w in weights),
         tensor_types={"safetensors": len(weights)},
     )
-    return transformer.to(device), info
+    return transformer, info
 
 
-def load_pipeline_without_transformer(spec: FluxAuditSpec, device: torch.device):  # -> FluxFillPipeline
+def load_pipeline_without_transformer(spec: FluxAuditSpec):  # -> FluxFillPipeline, in host memory
     from diffusers import FluxFillPipeline
 
     pipe = FluxFillPipeline.from_pretrained(
         spec.model.base_repo, revision=spec.model.base_revision, transformer=None, dtype=DTYPES[spec.dtype]
     )
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe
 
 
 def encode_prompt(pipe, prompt: str, spec: FluxAuditSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,14 +179,17 @@ class LoadSeconds:
 
 @dataclass
 class LoadedGroup:
-    """One group's models, ready to run.  Only :meth:`release` changes it: it drops the models."""
+    """One group's models, placed and ready to run.  Only :meth:`release` changes the models."""
 
     pipe: Any
     transformer: torch.nn.Module
-    prompt_embeds: torch.Tensor
-    pooled: torch.Tensor
+    #: the prompt encoded once; None where every call encodes it (modelCpuOffload, as a service would).
+    prompt_embeds: torch.Tensor | None
+    pooled: torch.Tensor | None
     quant_file: QuantFile
-    #: what the transformer runs with; after the warm-up the one record of whether it is compiled.
+    placement: Placement
+    #: what the transformer runs with; the fast-path phase carries it out, the warm-up completes it,
+    #: and from then on it is the one record of whether the blocks run compiled.
     fast_path: FastPath
     seconds: LoadSeconds
 
@@ -201,12 +208,33 @@ def _timed_describe(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> tuple[
     return described, time.perf_counter() - start
 
 
-def load_group(
-    spec: FluxAuditSpec, quant: QuantSpec | None, device: torch.device, plan: fastpath.Plan, cache_dir: str | None
-) -> LoadedGroup:
-    """Download → pipeline without transformer → prompt (encoders freed) → transformer → fast path.
+def _text_phase(pipe: Any, spec: FluxAuditSpec, device: torch.device) -> tuple[Any, Any]:
+    """Encode the prompt once and free the encoders (they do not fit beside Q8_0 on an L4), then move
+    the VAE over; with modelCpuOffload keep them: the service encodes in every call."""
+    if spec.memory == "modelCpuOffload":
+        return None, None
+    pipe.text_encoder.to(device)
+    pipe.text_encoder_2.to(device)
+    prompt_embeds, pooled = encode_prompt(pipe, spec.input.prompt, spec, device)
+    free_text_encoders(pipe)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    pipe.vae.to(device)
+    return prompt_embeds, pooled
 
-    ``quant`` None loads the base repo's unquantized transformer (the bf16 reference)."""
+
+def load_group(
+    spec: FluxAuditSpec,
+    quant: QuantSpec | None,
+    device: torch.device,
+    plan: fastpath.Plan,
+    shape: tuple[int, int],
+) -> LoadedGroup:
+    """Download → pipeline (host) → prompt (encoders freed) → transformer (host) → placement.
+
+    ``quant`` None loads the base repo's unquantized transformer (the bf16 reference);
+    ``shape`` (height, width) is what the activation probe measures at."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-hash") as pool:
         t0 = time.perf_counter()
         path = described = None
@@ -214,25 +242,28 @@ def load_group(
             path = download_gguf(spec, quant)
             described = pool.submit(_timed_describe, spec, quant, path)
         t1 = time.perf_counter()
-        pipe = load_pipeline_without_transformer(spec, device)
+        pipe = load_pipeline_without_transformer(spec)
         t2 = time.perf_counter()
-        prompt_embeds, pooled = encode_prompt(pipe, spec.input.prompt, spec, device)
-        free_text_encoders(pipe)
-        gc.collect()
+        prompt_embeds, pooled = _text_phase(pipe, spec, device)
         t3 = time.perf_counter()
         hash_seconds = None
         if path is None or described is None:
-            transformer, quant_file = load_unquantized_transformer(spec, device)
+            transformer, quant_file = load_unquantized_transformer(spec)
         else:
             try:
-                transformer = load_transformer(path, spec, device)
+                transformer = load_transformer(path, spec)
             except GroupInputError:
                 described.result()  # a sha256/size mismatch explains a failed load best
                 raise
             quant_file, hash_seconds = described.result()
-        record = fastpath.apply(transformer, plan, cache_dir)
-        pipe.register_modules(transformer=transformer)
+        budget = placement.budget_for(
+            pipe, transformer, *shape, spec.max_sequence_length, device, probe=spec.memory == "auto"
+        )
+        mode, reason = placement.choose(spec.memory, budget)
+        placement.place(pipe, transformer, mode, device)
         t4 = time.perf_counter()
+    if mode != "resident":
+        plan = plan.off(f"fast path off: the transformer is offloaded ({mode}); it runs as stock diffusers")
     seconds = LoadSeconds(
         download=t1 - t0,
         hash=hash_seconds,
@@ -241,4 +272,5 @@ def load_group(
         transformer=t4 - t3,
         memory_after_load_bytes=memory_in_use(device),
     )
-    return LoadedGroup(pipe, transformer, prompt_embeds, pooled, quant_file, record, seconds)
+    where = placement.record(spec.memory, mode, reason, budget)
+    return LoadedGroup(pipe, transformer, prompt_embeds, pooled, quant_file, where, fastpath.record_for(plan), seconds)

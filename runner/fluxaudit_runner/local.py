@@ -12,13 +12,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from fluxaudit.errors import PermanentError
 from fluxaudit.inputs import InputError
 from fluxaudit.report import BuiltReport, build_report
 from fluxaudit.results import Partial, ResumeConflict
 from fluxaudit.spec import FluxAudit
 from fluxaudit.storage import Storage
 
-from .errors import GroupInputError
 from .group import run_group
 
 log = logging.getLogger("fluxaudit.runner")
@@ -63,17 +63,22 @@ def run_audit(
     only: Sequence[str] | None = None,
     progress: Callable[[str, Partial], None] | None = None,
     report: bool = True,
+    set_aside_corrupt: bool = False,
 ) -> AuditOutcome:
     outcome = AuditOutcome()
     labels = list(only) if only else audit.spec.group_labels()
     for label in labels:
         try:
             outcome.partials[label] = run_group(
-                audit, label, storage, (lambda p, label=label: progress(label, p)) if progress else None
+                audit,
+                label,
+                storage,
+                (lambda p, label=label: progress(label, p)) if progress else None,
+                set_aside_corrupt,
             )
         except FATAL_INPUT_ERRORS:
             raise
-        except GroupInputError as exc:
+        except PermanentError as exc:  # this group's input (a bad GGUF file, a corrupt partial): no retry helps
             log.error("group %s failed: %s", label, exc)
             outcome.failures[label] = str(exc)
             outcome.input_failures.add(label)

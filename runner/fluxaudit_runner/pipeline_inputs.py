@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from fluxaudit.limits import LimitError, check_image_size, check_same_aspect
+
 from .errors import GroupInputError
 
 
@@ -25,15 +27,45 @@ def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
 
 
-def prepare_inputs(image_bytes: bytes, mask_bytes: bytes, max_side: int) -> PreparedInputs:
+def _open(data: bytes, field: str, source: str) -> Image.Image:
+    """The image's header only (PIL decodes lazily): its size is checked before any pixel is decoded."""
     try:
-        image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+        image = Image.open(io.BytesIO(data))
     except Exception as exc:
-        raise GroupInputError(f"input.image is not a readable image: {exc}") from None
+        raise GroupInputError(f"input.{field}: {source} is not a readable image ({type(exc).__name__})") from None
     try:
-        mask = Image.open(io.BytesIO(mask_bytes)).convert("L")
+        check_image_size(image.size, f"input.{field} {source}")
+    except LimitError as exc:
+        raise GroupInputError(str(exc)) from None
+    return image
+
+
+def _decode(image: Image.Image, mode: str, field: str, source: str) -> Image.Image:
+    try:
+        return image.convert(mode)
     except Exception as exc:
-        raise GroupInputError(f"input.mask is not a readable image: {exc}") from None
+        raise GroupInputError(f"input.{field}: {source} cannot be decoded ({type(exc).__name__}: {exc})") from None
+
+
+def prepare_inputs(
+    image_bytes: bytes,
+    mask_bytes: bytes,
+    max_side: int,
+    sources: tuple[str, str] = ("the image", "the mask"),
+    resize_mask: bool = False,
+) -> PreparedInputs:
+    """Decode, check and resize the inputs; a mask of another aspect ratio is refused unless
+    ``input.resizeMask`` opts in (a stretched mask fills the wrong place)."""
+    image_source, mask_source = sources
+    image = _open(image_bytes, "image", image_source)
+    mask = _open(mask_bytes, "mask", mask_source)
+    if not resize_mask and not check_same_aspect(image.size, mask.size):
+        raise GroupInputError(
+            f"input.mask {mask_source} is {mask.size[0]}×{mask.size[1]} but the image is "
+            f"{image.size[0]}×{image.size[1]}: another aspect ratio would be stretched; give the mask made for this "
+            "image, or set input.resizeMask: true to resize it anyway"
+        )
+    image, mask = _decode(image, "RGB", "image", image_source), _decode(mask, "L", "mask", mask_source)
     width, height = fit_size(*image.size, max_side)
     image = image.resize((width, height), Image.Resampling.LANCZOS)
     mask = mask.resize((width, height), Image.Resampling.NEAREST)

@@ -1,4 +1,5 @@
-"""The README's promise: ``fluxaudit demo`` on a fresh machine, twice, same images."""
+"""The README's promise: ``fluxaudit demo`` on a fresh machine, twice, same images; the defaults of the
+day (the bf16 reference as its own group, timing evidence with spread, the noise-aware speed rule)."""
 
 from __future__ import annotations
 
@@ -24,23 +25,38 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     run_dir = _run_dir(tmp_path / "o1")
     assert first.stdout.strip() == str(run_dir / "REPORT.md")
     pngs = sorted(p.name for p in run_dir.glob("*_gs*.png"))
-    assert len(pngs) == 15
-    assert sorted(p.name for p in (run_dir / "partials").iterdir()) == ["Q4_0.json", "Q5_K_S.json", "Q8_0.json"]
+    assert len(pngs) == 20  # three quants and the bf16 reference × five guidance values
+    assert sorted(p.name for p in (run_dir / "partials").iterdir()) == [
+        "Q4_0.json",
+        "Q5_K_S.json",
+        "Q8_0.json",
+        "bf16.json",
+    ]
     for name in ("REPORT.md", "report.json", "contact_sheet.png", "latency.png", "diff_sheet.png", "drift.png"):
         assert (run_dir / name).stat().st_size > 0
     report = json.loads((run_dir / "report.json").read_text())
-    assert report["complete"] and len(report["cells"]) == 15
+    assert report["complete"] and len(report["cells"]) == 20
     md = (run_dir / "REPORT.md").read_text()
-    assert md.count("](Q") == 15  # every cell links its image, relative to the report
+    assert md.count("](Q") + md.count("](bf16") == 20  # every cell links its image, relative to the report
     assert "**go (traceable; speed-up unmeasured)**" in md and "| pipeline |" in md and "| transformer | 1 | 0 |" in md
-    assert "Reference: Q8\\_0 (largest GGUF file audited" in md and "### 2. Which guidance" in md
-    assert report["quality"]["reference"] == "Q8_0" and len(report["quality"]["cells"]) == 15
+    assert "Reference: bf16 (spec.reference = bf16)" in md and "### 2. Which guidance" in md
+    assert report["quality"]["reference"] == "bf16" and len(report["quality"]["cells"]) == 20
+    # The reference is never recommended; the speed answer names its rule's outcome, runtime and spread.
+    summary = report["summary"]
+    assert summary["reference"] == "bf16" and summary["recommendedQuant"] in ("Q4_0", "Q5_K_S", "Q8_0")
+    assert summary["quantBasis"] in ("faster", "tied", "only-passing") and summary["speed"]["runtime"] == "stock"
+    q8 = next(g for g in report["groups"] if g["label"] == "Q8_0")
+    (stock,) = q8["timings"]  # on CPU the sweep is stock diffusers: one runtime, its spread and counts
+    assert stock["runtime"] == "stock" and stock["images"] == 5 and stock["steps"] == 20
+    assert stock["p10StepSeconds"] <= stock["medianStepSeconds"] <= stock["p90StepSeconds"]
+    assert q8["placement"]["mode"] == "resident" and q8["calibration"]["samples"] >= 3
+    assert "### Timing evidence" in md and "| p10–p90 ms/step |" in md
     # First screen: the three answers with their rules, then the pictures, then the details.
     order = [
         md.index(h)
         for h in (
             "**Recommended:",
-            "Rule: recommended quant",
+            "Rule: among quants whose every cell",
             "### 2. Which guidance",
             "### 3. Is torch.compile worth it",
             "## Pictures",

@@ -206,8 +206,10 @@ def test_also_runs_as_kopf_run(tmp_path: Path) -> None:
                 "spec": {"input": {"userId": "u", "sessionId": "s"}},
             }
             kubectl.apply(doc)
-            wait_for("3 Jobs", lambda: len(kubectl.jobs("kopf-run")) == 3, 60)
-            wait_for("the status", lambda: kubectl.status("kopf-run").get("progress") == "0/15", 30)
+            # The defaults: three quants and the bf16 reference, four Jobs; the GPU Jobs plan 3 timed runs per
+            # cell (repeats unset), the reference one: 3 × 5 × 3 + 5 = 50 cells.
+            wait_for("4 Jobs", lambda: len(kubectl.jobs("kopf-run")) == 4, 60)
+            wait_for("the status", lambda: kubectl.status("kopf-run").get("progress") == "0/50", 30)
             assert kubectl.get("kopf-run")["metadata"]["finalizers"] == ["fluxaudit.dev/finalizer"]
         finally:
             process.terminate()

@@ -36,7 +36,8 @@ def test_fifty_audits_at_once(tmp_path: Path) -> None:
         jobs = batch.list_namespaced_job(NS).items
         creates = [s for s in cluster.api.served if s.verb == "create" and s.resource == "jobs"]
     names = [j.metadata.name for j in jobs]
-    assert len(names) == len(set(names)) == 3 * AUDITS
-    assert len(creates) == 3 * AUDITS  # not one create more: no duplicate, no conflict retried
+    # The default spec: three quants and the bf16 reference, four Jobs an audit.
+    assert len(names) == len(set(names)) == 4 * AUDITS
+    assert len(creates) == 4 * AUDITS  # not one create more: no duplicate, no conflict retried
     assert {j.metadata.owner_references[0].name for j in jobs} == {f"load-{i:03d}" for i in range(AUDITS)}
     assert memory["VmHWM"] < MEMORY_LIMIT_KIB, memory

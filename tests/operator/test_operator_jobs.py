@@ -57,8 +57,13 @@ def test_every_job_validates_strictly(version: str, spec: dict[str, Any]) -> Non
 
 
 def test_job_fields() -> None:
-    q4, q5, q8 = jobs()
-    assert [j["metadata"]["name"] for j in (q4, q5, q8)] == ["baseline-q4-0", "baseline-q5-k-s", "baseline-q8-0"]
+    q4, q5, q8, bf16 = jobs()  # the default reference is the base repo's bf16 transformer: a group of its own
+    assert [j["metadata"]["name"] for j in (q4, q5, q8, bf16)] == [
+        "baseline-q4-0",
+        "baseline-q5-k-s",
+        "baseline-q8-0",
+        "baseline-bf16",
+    ]
     meta = q5["metadata"]
     assert meta["namespace"] == "audits" and meta["annotations"]["fluxaudit.dev/quant-label"] == "Q5_K_S"
     assert (

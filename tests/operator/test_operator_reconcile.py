@@ -16,6 +16,8 @@ BODY: dict[str, Any] = {
         "input": {"userId": "u1", "sessionId": "D1A406F5"},
         "guidanceScales": [2, 30],
         "storage": {"bucket": "proj.appspot.com"},
+        "reference": None,  # three groups, one timed run per cell: the arithmetic below
+        "repeats": 1,
     },
 }
 
@@ -95,3 +97,25 @@ def test_invalid_spec_is_a_permanent_stalled_status() -> None:
         and "spec.steps" in stalled["message"]
         and "spec.quants" in stalled["message"]
     )
+
+
+def test_a_finished_audit_never_creates_a_job_again() -> None:
+    """Jobs of a finished audit go (ttlSecondsAfterFinished, or by hand); the audit stays finished."""
+    jobs = plan(body(), [], {}, NOW, report_ready=False).create
+    done = plan(body(), [finished(j) for j in jobs], {}, NOW, report_ready=True)
+    assert done.status["phase"] == "Succeeded"
+    for left in ([], [finished(jobs[0])]):  # every Job deleted, or all but one
+        later = plan(body(**done.status), left, {}, NOW, report_ready=True)
+        assert not later.create and not later.aggregate
+        assert later.status["phase"] == "Succeeded" and later.status["groups"] == done.status["groups"]
+
+
+def test_a_running_audit_does_not_restart_a_finished_group_whose_job_was_deleted() -> None:
+    jobs = plan(body(), [], {}, NOW, report_ready=False).create
+    mid = plan(body(), [finished(jobs[0]), *jobs[1:]], {}, NOW, report_ready=False)
+    assert mid.status["phase"] in ("Pending", "Running") and mid.status["groups"][0]["phase"] == "Succeeded"
+    later = plan(body(**mid.status), jobs[1:], {}, NOW, report_ready=False)
+    assert not later.create and later.status["groups"][0]["phase"] == "Succeeded"
+    # a group whose Job vanished before it ended is started again (nothing finished it)
+    again = plan(body(**mid.status), [finished(jobs[0]), jobs[1]], {}, NOW, report_ready=False)
+    assert [j["metadata"]["annotations"]["fluxaudit.dev/quant-label"] for j in again.create] == ["Q8_0"]

@@ -1,4 +1,5 @@
-"""The recommendation rules on constructed result sets."""
+"""The recommendation rules on constructed result sets: quality gates the candidates, the reference is
+never one of them, and the noise-aware speed rule (tests/report/test_speed.py) picks among them."""
 
 from __future__ import annotations
 
@@ -15,12 +16,24 @@ from fluxaudit.report.decisions import (
 )
 from fluxaudit.report.model import GroupSummary
 from fluxaudit.results import CompileCheck
-from fluxaudit.spec import QualitySpec
+from fluxaudit.spec import QualitySpec, parse_document
+from tests.report.test_speed import images, timing
 
 Q = QualitySpec()
+SPEC = parse_document(
+    {
+        "apiVersion": "fluxaudit.dev/v1alpha1",
+        "kind": "FluxAudit",
+        "metadata": {"name": "d"},
+        "spec": {"input": {"userId": "u", "sessionId": "s"}},
+    }
+).spec
 
 
-def group(label: str, seconds: float | None, size: int, status: str = "complete") -> GroupSummary:
+def group(label: str, seconds: float | None, size: int, status: str = "complete", noise: float = 0.02) -> GroupSummary:
+    """A group whose stock step times centre on ``seconds`` (15 images × 28 steps, known noise)."""
+    seed = sum(map(ord, label))
+    timings = [] if seconds is None else [timing(images(seconds * 1000, noise, seed=seed))]
     return GroupSummary(
         label=label,
         file=f"{label}.gguf",
@@ -33,7 +46,13 @@ def group(label: str, seconds: float | None, size: int, status: str = "complete"
         median_seconds_per_step=seconds,
         max_peak_memory_bytes=1,
         attempts=1,
+        timings=timings,
     )
+
+
+def recommend(verdicts: list, groups: list[GroupSummary], reference: str | None = "bf16") -> tuple[str | None, str]:
+    speed, _ = recommend_quant(verdicts, groups, reference, SPEC)
+    return speed.pick, speed.reason
 
 
 def cell(quant: str, g: float, psnr: float, ssim: float = 0.99, outside: float | None = None, **kw: Any) -> CellQuality:
@@ -71,7 +90,7 @@ def test_fastest_passing_quant_wins() -> None:
         verdict("Q5_K_S", [cell("Q5_K_S", 2, 48), cell("Q5_K_S", 30, 47)], Q),
         verdict("Q8_0", [cell("Q8_0", 2, math.inf, 1.0), cell("Q8_0", 30, math.inf, 1.0)], Q),
     ]
-    assert recommend_quant(verdicts, groups, Q)[0] == "Q4_0"
+    assert recommend(verdicts, groups)[0] == "Q4_0"
 
 
 def test_quant_failing_at_one_guidance_only_is_excluded() -> None:
@@ -79,8 +98,8 @@ def test_quant_failing_at_one_guidance_only_is_excluded() -> None:
     bad = verdict("Q4_0", [cell("Q4_0", 2, 45), cell("Q4_0", 30, 25.0)], Q)
     assert not bad.passes and len(bad.failures) == 1 and bad.failures[0].startswith("gs30/seed 0: PSNR 25.0 < 30 dB")
     good = verdict("Q8_0", [cell("Q8_0", 2, math.inf, 1.0), cell("Q8_0", 30, math.inf, 1.0)], Q)
-    label, reason = recommend_quant([bad, good], groups, Q)
-    assert label == "Q8_0" and "passes every cell" in reason
+    label, reason = recommend([bad, good], groups)
+    assert label == "Q8_0" and "only quant that passes" in reason
 
 
 def test_each_threshold_can_fail_a_cell() -> None:
@@ -93,30 +112,59 @@ def test_each_threshold_can_fail_a_cell() -> None:
 
 
 def test_ties_go_to_the_smaller_file() -> None:
-    groups = [group("Q5_K_S", 1.01, 8), group("Q4_0", 1.0, 6), group("Q8_0", 1.02, 12)]
+    groups = [group("Q5_K_S", 0.101, 8), group("Q4_0", 0.100, 6), group("Q8_0", 0.102, 12)]
     verdicts = [verdict(g.label, [cell(g.label, 2, 45)], Q) for g in groups]
-    assert recommend_quant(verdicts, groups, Q)[0] == "Q4_0"
-    # Q4_0 slower beyond the tolerance: the faster Q5_K_S wins despite its size.
-    groups = [group("Q5_K_S", 1.0, 8), group("Q4_0", 1.2, 6)]
+    assert recommend(verdicts, groups)[0] == "Q4_0"
+    # Q4_0 distinguishably slower: the faster Q5_K_S wins despite its size.
+    groups = [group("Q5_K_S", 0.100, 8), group("Q4_0", 0.120, 6)]
     verdicts = [verdict(g.label, [cell(g.label, 2, 45)], Q) for g in groups]
-    label, reason = recommend_quant(verdicts, groups, Q)
-    assert label == "Q5_K_S" and "as fast" not in reason
-    # Within the tolerance: equally fast, so the smaller file wins and the reason says why.
-    groups = [group("Q5_K_S", 1.0, 8), group("Q4_0", 1.02, 6)]
-    label, reason = recommend_quant(verdicts, groups, Q)
-    assert label == "Q4_0" and "as fast (within 3%) as Q5_K_S" in reason
+    label, reason = recommend(verdicts, groups)
+    assert label == "Q5_K_S" and "distinguishably" in reason
+    # Within the noise: not distinguishable, so the smaller file wins and the reason says why.
+    groups = [group("Q5_K_S", 0.100, 8, noise=0.1), group("Q4_0", 0.102, 6, noise=0.1)]
+    label, reason = recommend(verdicts, groups)
+    assert label == "Q4_0" and "not distinguishable at the measured noise" in reason
 
 
 def test_no_passing_quant() -> None:
     groups = [group("Q4_0", 1.0, 6)]
-    label, reason = recommend_quant([verdict("Q4_0", [cell("Q4_0", 2, 10)], Q)], groups, Q)
-    assert label is None and "no quant" in reason
+    speed, _ = recommend_quant([verdict("Q4_0", [cell("Q4_0", 2, 10)], Q)], groups, "bf16", SPEC)
+    assert speed.pick is None and speed.basis == "none-pass"
 
 
 def test_unquantized_reference_is_never_recommended() -> None:
     groups = [group("bf16", 0.5, 24), group("Q8_0", 1.0, 12)]
     verdicts = [verdict("bf16", [cell("bf16", 2, math.inf, 1.0)], Q), verdict("Q8_0", [cell("Q8_0", 2, 60)], Q)]
-    assert recommend_quant(verdicts, groups, Q)[0] == "Q8_0"
+    assert recommend(verdicts, groups)[0] == "Q8_0"
+
+
+def test_a_quant_as_reference_is_never_recommended_for_passing_against_itself() -> None:
+    groups = [group("Q4_0", 0.20, 6), group("Q8_0", 0.10, 12)]  # the reference is the faster one
+    verdicts = [verdict("Q8_0", [cell("Q8_0", 2, math.inf, 1.0)], Q), verdict("Q4_0", [cell("Q4_0", 2, 45)], Q)]
+    speed, _ = recommend_quant(verdicts, groups, "Q8_0", SPEC)
+    assert (speed.pick, speed.basis) == ("Q4_0", "only-passing")
+    alone = recommend_quant([verdicts[0]], groups[1:], "Q8_0", SPEC)[0]
+    assert (alone.pick, alone.basis) == (None, "none-pass")  # passing against itself is no pass
+
+
+def test_the_other_runtime_answers_beside_the_chosen_one() -> None:
+    stock = {"Q8_0": 0.240, "Q4_0": 0.315}  # stock diffusers: Q8_0 fastest
+    fast = {"Q8_0": 0.140, "Q4_0": 0.138}  # the fast path: tied
+    groups = [
+        group(label, None, size).model_copy(
+            update={
+                "timings": [
+                    timing(images(stock[label] * 1000, 0.02, seed=size)),
+                    timing(images(fast[label] * 1000, 0.1, seed=size + 1), "fastPath"),
+                ]
+            }
+        )
+        for label, size in (("Q8_0", 12), ("Q4_0", 6))
+    ]
+    verdicts = [verdict(g.label, [cell(g.label, 2, 45)], Q) for g in groups]
+    chosen, other = recommend_quant(verdicts, groups, "bf16", SPEC)
+    assert (chosen.runtime, chosen.pick, chosen.basis) == ("stock", "Q8_0", "faster")
+    assert other is not None and (other.runtime, other.pick, other.basis) == ("fastPath", "Q4_0", "tied")
 
 
 def test_guidance_flags_and_suggestion() -> None:
@@ -175,5 +223,7 @@ def test_compile_decisions() -> None:
     fast = {"speedup": 1.6, "eagerStepSeconds": 0.24, "compiledStepSeconds": 0.15, "compileSeconds": 190.0}
     decision, reasons = compile_decision(_cc(speedup=fast))
     assert decision == "go" and "measured 1.60× (240.0 → 150.0 ms per forward) after 190 s of compiling" in reasons
+    # 190 s ÷ (90 ms saved × 28 steps) = 75.4 images before compiling pays for itself
+    assert "break-even after 75.4 images of 28 steps (compile seconds ÷ seconds saved per image)" in reasons
     assert compile_decision(_cc(speedup={**fast, "speedup": 1.02}))[0] == "marginal"
     assert compile_decision(_cc(speedup={**fast, "speedup": 0.9}))[0] == "no-go"

@@ -34,15 +34,15 @@ def test_report_of_a_run_with_no_results(tmp_path: Path) -> None:
     audit = parse_document(doc)
     storage = LocalStorage(tmp_path)
     built = build_report(audit, storage)
-    assert not built.data.complete and built.data.missing == ["Q4_0", "Q5_K_S", "Q8_0"]
+    assert not built.data.complete and built.data.missing == ["Q4_0", "Q5_K_S", "Q8_0", "bf16"]
     md = built.markdown
-    assert "INCOMPLETE" in md and md.count("| missing (no results were written) |") == 3
+    assert "INCOMPLETE" in md and md.count("| missing (no results were written) |") == 4
     assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
     assert "**Recommended: none**" in md
     lay = RunLayout("audit", "r1")
     for path in (lay.report_md, lay.report_json, lay.contact_sheet, lay.latency_chart, lay.diff_sheet, lay.drift_chart):
         assert storage.exists(path), path
-    assert built.json["summary"]["failedGroups"] == ["Q4_0", "Q5_K_S", "Q8_0"]
+    assert built.json["summary"]["failedGroups"] == ["Q4_0", "Q5_K_S", "Q8_0", "bf16"]
     # Rebuilding from the same (absent) results gives the same bytes.
     again = build_report(audit, storage)
     assert again.markdown == md and again.json == built.json

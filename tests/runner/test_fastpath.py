@@ -130,7 +130,7 @@ def _transformer(tiny_model, label: str) -> torch.nn.Module:
 
     audit = parse_document(audit_doc(tiny_model))
     path = Path(hf_hub_download(tiny_model.gguf_repo, tiny_model.gguf_files[label]))
-    return load_transformer(path, audit.spec, torch.device("cpu"))
+    return load_transformer(path, audit.spec)
 
 
 def _forward_kwargs() -> dict:

@@ -62,7 +62,7 @@ def test_all_three_quants_and_report(tiny_model, tmp_path: Path) -> None:
     md = storage.read_bytes(report.paths["report"]).decode()
     assert "## Results matrix" in md and md.count("| Q5\\_K\\_S | ") >= 3
     doc = json.loads(storage.read_bytes(report.paths["json"]))
-    assert doc["schemaVersion"] == 1 and len(doc["cells"]) == 6 and doc["complete"] is True
+    assert doc["schemaVersion"] == 2 and len(doc["cells"]) == 6 and doc["complete"] is True
     util = doc["groups"][0]["utilisation"]
     assert util["flopsPerStep"] > 1e6 and util["achievedTflops"] > 0 and util["fractionOfPeak"] is None  # CPU
     assert "### Utilisation" in md and "CPU run: no GPU peak" in md
@@ -230,7 +230,7 @@ def test_text_encoders_are_really_freed_after_encoding(tiny_model) -> None:
     from fluxaudit_runner import loading
 
     audit = parse_document(audit_doc(tiny_model))
-    pipe = loading.load_pipeline_without_transformer(audit.spec, torch.device("cpu"))
+    pipe = loading.load_pipeline_without_transformer(audit.spec)
     t5 = weakref.ref(pipe.text_encoder_2)
     clip = weakref.ref(pipe.text_encoder)
     embeds, pooled = loading.encode_prompt(pipe, "empty ground", audit.spec, torch.device("cpu"))
@@ -250,7 +250,7 @@ def test_measured_compile_speedup_has_every_figure(tiny_model) -> None:
 
     audit = parse_document(audit_doc(tiny_model, dtype="float32"))
     path = Path(hf_hub_download(tiny_model.gguf_repo, tiny_model.gguf_files["Q8_0"]))
-    transformer = load_transformer(path, audit.spec, torch.device("cpu"))
+    transformer = load_transformer(path, audit.spec)
     kwargs = {
         "hidden_states": torch.randn(1, 16, 384),
         "encoder_hidden_states": torch.randn(1, 8, 32),

@@ -6,7 +6,8 @@ API server's Secrets, ``fieldRef`` to a fake node), ``podFailurePolicy`` rules a
 applied in order (``Ignore`` on DisruptionTarget does not count a retry, ``FailJob`` on
 an exit code ends the Job), ``backoffLimit`` bounds the rest, and the status carries
 the same counts and conditions (``Complete``/``Failed`` with their reasons) a real
-controller writes.  Deleting a Job kills its pod.
+controller writes.  Deleting a Job kills its pod; ``ttlSecondsAfterFinished`` deletes a finished
+Job, as the TTL-after-finished controller does.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class JobExecutor:
     claims: dict[str, Path] = field(default_factory=dict)
     #: what went wrong inside the executor itself (not in a pod), for the test to fail on.
     errors: list[str] = field(default_factory=list)
+    #: Jobs the TTL controller deleted after they finished.
+    ttl_deleted: list[str] = field(default_factory=list)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def run(self) -> None:
@@ -144,6 +147,12 @@ class JobExecutor:
     async def _run_job(self, key: str, job: dict[str, Any]) -> None:
         try:
             await self._run_pods(key, job)
+            ttl = job["spec"].get("ttlSecondsAfterFinished")
+            if ttl is not None:  # the TTL controller: a finished Job is deleted after its TTL
+                await asyncio.sleep(float(ttl))
+                namespace, name = key.split("/")
+                await self.api.remove((JOBS, namespace, name))
+                self.ttl_deleted.append(key)
         except Exception as exc:
             import traceback
 

@@ -1,0 +1,209 @@
+"""The default audit, as a user runs it, at full size on one GPU under an L4-sized memory cap, N times.
+
+    python -m benchmarks.default_audit --root /tmp/full --out benchmarks/results --runs 2 --cap-gib 22
+
+Builds (or reuses) FLUX.1-Fill-dev-shaped random weights — T5-XXL, CLIP-L, the VAE, the bf16
+transformer (23.8 GB: the default reference) and full-size GGUF files of well-formed random
+blocks for Q4_0, Q5_K_S and Q8_0 — in a local hub cache, makes a 1365×1024 JPEG input (1024×768
+after resizing, like the issue's), then runs the audit with the defaults only (the input, the
+repos and the files' names aside) through ``run_group`` for every group and ``build_report``,
+under ``torch.cuda.set_per_process_memory_fraction`` at ``--cap-gib``.  Each run writes a
+fresh run folder; the JSON line records wall time and peak memory per group, each group's memory
+mode and why, its step times per runtime, and the report's answers, so runs compare.
+
+Timing does not depend on weight values; image quality does, so with random weights no quant
+passes against the bf16 reference (``quantBasis: none-pass``) and the speed rule is read from
+``summary.speedRanking`` (the same rule, quality aside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.records import append_jsonl
+
+QUANTS = ("Q4_0", "Q5_K_S", "Q8_0")
+BASE_REPO, GGUF_REPO = "fluxaudit-bench/FLUX.1-Fill-full", "fluxaudit-bench/FLUX.1-Fill-full-GGUF"
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", type=Path, default=Path("/tmp/fluxaudit-full"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--cap-gib", type=float, default=22.0, help="per-process GPU memory cap (an L4's usable memory)")
+    p.add_argument("--weights-dir", type=Path, default=None, help="where the 23.8 GB bf16 shards go (default: --root)")
+    p.add_argument("--build-only", action="store_true")
+    return p.parse_args()
+
+
+def build(root: Path, weights_dir: Path | None) -> dict[str, float]:
+    """The base repo (bf16 transformer weights included) and the GGUF files, in a hub cache under ``root``."""
+    import shutil
+
+    import torch
+
+    from fluxaudit_runner.tiny.builder import FULL, demo_image_and_mask, save_base_repo
+    from fluxaudit_runner.tiny.gguf_export import write_random_transformer_gguf
+    from fluxaudit_runner.tiny.hubcache import publish_folder
+
+    marker = root / "built.txt"
+    if marker.exists():
+        return {}
+    seconds: dict[str, float] = {}
+    hub = root / "hf-home" / "hub"
+    staging = root / "staging"
+    shutil.rmtree(root, ignore_errors=True)
+    staging.mkdir(parents=True)
+    t0 = time.perf_counter()
+    transformer = save_base_repo(staging / "base", seed=0, arch=FULL, device="cuda", transformer_weights=True)
+    shapes = {k: tuple(v.shape) for k, v in transformer.state_dict().items()}
+    del transformer
+    torch.cuda.empty_cache()
+    if weights_dir is not None:  # the shards elsewhere (a RAM disk), linked from the snapshot
+        weights_dir.mkdir(parents=True, exist_ok=True)
+        for shard in (staging / "base" / "transformer").glob("*.safetensors"):
+            target = weights_dir / shard.name
+            shutil.move(str(shard), target)
+            shard.symlink_to(target)
+    publish_folder(hub, BASE_REPO, staging / "base", move=True)
+    seconds["baseRepo"] = time.perf_counter() - t0
+    (staging / "gguf").mkdir()
+    for q in QUANTS:
+        t1 = time.perf_counter()
+        write_random_transformer_gguf(shapes, q, staging / "gguf" / f"flux1-fill-full-{q}.gguf")
+        seconds[f"gguf{q}"] = time.perf_counter() - t1
+    publish_folder(hub, GGUF_REPO, staging / "gguf", move=True)
+    image, mask = demo_image_and_mask(1024)
+    image.resize((1365, 1024)).save(root / "original.jpg", quality=92)
+    mask.resize((1365, 1024)).save(root / "mask_auto.png")
+    marker.write_text("ok")
+    return seconds
+
+
+def audit_document(root: Path) -> dict:
+    """The defaults, plus what a user must give: the input, and where this machine's weights are."""
+    return {
+        "apiVersion": "fluxaudit.dev/v1alpha1",
+        "kind": "FluxAudit",
+        "metadata": {"name": "default"},
+        "spec": {
+            "input": {"image": (root / "original.jpg").as_uri(), "mask": (root / "mask_auto.png").as_uri()},
+            "model": {"ggufRepo": GGUF_REPO, "baseRepo": BASE_REPO},
+            "quants": [{"label": q, "file": f"flux1-fill-full-{q}.gguf"} for q in QUANTS],
+        },
+    }
+
+
+def one_run(root: Path, run: int) -> dict:
+    import torch
+
+    from fluxaudit.report import build_report
+    from fluxaudit.spec import parse_document
+    from fluxaudit.storage import LocalStorage
+    from fluxaudit_runner.group import run_group
+
+    audit = parse_document(audit_document(root))
+    storage = LocalStorage(root / f"out-{run}")
+    groups: dict[str, dict] = {}
+    start = time.perf_counter()
+    for label in audit.spec.group_labels():
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        try:
+            partial = run_group(audit, label, storage)
+        except Exception as exc:  # record it; the report says which group failed
+            groups[label] = {"error": f"{type(exc).__name__}: {exc}"[:500], "wallSeconds": time.perf_counter() - t0}
+            print(f"run {run} {label}: FAILED {exc}", flush=True)
+            continue
+        peaks = [c.peak_memory_bytes for c in partial.cells]
+        if partial.stock_sample:
+            peaks += [i.peak_memory_bytes for i in partial.stock_sample.images]
+        groups[label] = {
+            "wallSeconds": time.perf_counter() - t0,
+            "peakGiB": torch.cuda.max_memory_allocated() / 2**30,
+            "peakCellGiB": max(peaks) / 2**30 if peaks else None,
+            "placement": partial.placement.to_json() if partial.placement else None,
+            "calibration": partial.calibration.to_json() if partial.calibration else None,
+            "load": partial.load.to_json() if partial.load else None,
+            "fastPath": partial.fast_path.to_json() if partial.fast_path else None,
+            "denoiseSeconds": sum(sum(c.step_seconds) for c in partial.cells)
+            + (sum(sum(i.step_seconds) for i in partial.stock_sample.images) if partial.stock_sample else 0.0),
+            "cells": len(partial.cells),
+        }
+        print(f"run {run} {label}: {groups[label]['wallSeconds']:.1f} s, peak {groups[label]['peakGiB']:.1f} GiB, "
+              f"{partial.placement.mode if partial.placement else '?'}", flush=True)  # fmt: skip
+    t_report = time.perf_counter()
+    built = build_report(audit, storage)
+    report_seconds = time.perf_counter() - t_report
+    doc = built.json
+    for g in doc["groups"]:
+        if g["label"] in groups:
+            groups[g["label"]]["timings"] = g["timings"]
+    summary = doc["summary"]
+    print(f"run {run}: {time.perf_counter() - start:.1f} s; recommended {summary['recommendedQuant']} "
+          f"({summary['quantBasis']}); speed ranking {summary['speedRanking']}", flush=True)  # fmt: skip
+    return {
+        "run": run,
+        "auditWallSeconds": time.perf_counter() - start,
+        "reportSeconds": report_seconds,
+        "groups": groups,
+        "summary": {
+            k: summary.get(k)
+            for k in (
+                "reference",
+                "recommendedQuant",
+                "quantBasis",
+                "fastestQuant",
+                "speedRanking",
+                "speed",
+                "compileVerdict",
+                "compileReasons",
+            )
+        },
+        "notes": doc["quality"]["notes"],
+    }
+
+
+def main() -> int:
+    args = _args()
+    os.environ["HF_HOME"] = str(args.root / "hf-home")  # before huggingface_hub is imported
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import torch
+
+    from fluxaudit_runner.local import quiet_libraries
+
+    quiet_libraries()
+    if not torch.cuda.is_available():
+        print("a CUDA GPU is required", file=sys.stderr)
+        return 2
+    build_seconds = build(args.root, args.weights_dir)
+    print(f"built: {build_seconds}", flush=True)
+    if args.build_only:
+        return 0
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(args.cap_gib * 2**30 / total)
+    runs = [one_run(args.root, i) for i in range(args.runs)]
+    record = {
+        "benchmark": "default_audit",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "gpu": torch.cuda.get_device_name(0),
+        "capGiB": args.cap_gib,
+        "torch": torch.__version__,
+        "diffusers": __import__("diffusers").__version__,
+        "build": build_seconds,
+        "runs": runs,
+    }
+    path = append_jsonl(args.out, f"default_audit-{torch.cuda.get_device_name(0).replace(' ', '_')}", record)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
