@@ -52,10 +52,14 @@ class Env:
     IAM_ENDPOINT: Final = "FLUXAUDIT_IAM_ENDPOINT"
     #: base64 of a service-account key JSON (the original service's Secret Manager convention).
     FIREBASE_CREDENTIALS: Final = "FIREBASE_CREDENTIALS"
+    #: a file holding the same (base64 or plain JSON): how a runner Job receives it, from a mounted Secret.
+    FIREBASE_CREDENTIALS_FILE: Final = "FIREBASE_CREDENTIALS_FILE"
     #: the node a runner pod landed on (downward API): recorded with the timings.
     NODE_NAME: Final = "NODE_NAME"
     HF_HOME: Final = "HF_HOME"
     HF_TOKEN: Final = "HF_TOKEN"
+    #: huggingface_hub reads the token from this file (a mounted Secret in a runner Job).
+    HF_TOKEN_PATH: Final = "HF_TOKEN_PATH"
 
 
 # -- exit codes: the Job's podFailurePolicy reads them ----------------------------------------

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlparse
 
 import click
 from rich.markup import escape
 
 from fluxaudit.contract import ExitCode
+from fluxaudit.errors import PermanentError
+from fluxaudit.layout import UnsafePathError, check_relative_path
 from fluxaudit.report import build_report
 from fluxaudit.spec import FluxAudit, SpecError, parse_document
-from fluxaudit.storage import LocalStorage, NotFound, Storage, open_bucket
+from fluxaudit.storage import CredentialsError, LocalStorage, NotFound, Storage, StorageUnavailable, open_bucket
 
 from .console import console, load_or_exit, where
 
@@ -30,15 +35,35 @@ def _stored_audit(raw: bytes, source: str) -> FluxAudit:
         sys.exit(ExitCode.INVALID_SPEC)
 
 
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+def _usage(message: str) -> NoReturn:
+    console.print(f"[red]fluxaudit report[/red]: {escape(message)}")
+    sys.exit(ExitCode.INVALID_SPEC)
+
+
 def _from_bucket(target: str) -> tuple[FluxAudit, Storage]:
-    bucket, _, folder = target.removeprefix("gs://").partition("/")
+    """``gs://BUCKET/PREFIX/RUN_ID``, checked before any request; nothing of the target but the bucket
+    and folder is ever echoed (a ``user:password@`` in it stays out of every message)."""
+    parsed = urlparse(target)
+    if parsed.username is not None or parsed.password is not None:
+        _usage("gs:// targets take no user or password: credentials come from the environment (README: Storage)")
+    bucket, folder = parsed.netloc, parsed.path.strip("/")
+    if not BUCKET_NAME.match(bucket):
+        _usage(f"{bucket or '(none)'} is not a bucket name: give the run folder as gs://BUCKET/PREFIX/RUN_ID")
+    if not folder:
+        _usage(f"gs://{bucket} names no run folder: give gs://{bucket}/PREFIX/RUN_ID")
+    try:
+        spec_path = check_relative_path(f"{folder}/spec.json")
+    except UnsafePathError:
+        _usage(f"gs://{bucket}/{folder} is not a run folder path (plain segments, no '..')")
     storage = open_bucket(bucket)
     try:
-        raw = storage.read_bytes(f"{folder.rstrip('/')}/spec.json")
+        raw = storage.read_bytes(spec_path)
     except NotFound:
-        console.print(f"[red]{target}[/red]: no spec.json there; give the run folder gs://BUCKET/PREFIX/RUN_ID")
-        sys.exit(ExitCode.INVALID_SPEC)
-    return _stored_audit(raw, f"{target}/spec.json"), storage
+        _usage(f"gs://{bucket}/{folder}: no spec.json there; give the run folder gs://BUCKET/PREFIX/RUN_ID")
+    return _stored_audit(raw, f"gs://{bucket}/{spec_path}"), storage
 
 
 def _from_folder(path: Path, run_id: str | None) -> tuple[FluxAudit, Storage]:
@@ -51,7 +76,21 @@ def _from_folder(path: Path, run_id: str | None) -> tuple[FluxAudit, Storage]:
 
 
 def report_command(target: str, out: str | None, run_id: str | None) -> int:
-    if target.startswith("gs://"):
+    try:
+        return _report(target, out, run_id)
+    except CredentialsError as exc:
+        console.print(f"[red]credentials[/red]: {escape(str(exc))}")
+        return ExitCode.BAD_INPUT
+    except StorageUnavailable as exc:
+        console.print(f"[red]storage unavailable[/red]: {escape(str(exc))}")
+        return ExitCode.GROUPS_FAILED
+    except PermanentError as exc:  # partials of another spec, an unreadable one
+        console.print(f"[red]cannot build this report[/red]: {escape(str(exc))}")
+        return ExitCode.BAD_INPUT
+
+
+def _report(target: str, out: str | None, run_id: str | None) -> int:
+    if target.startswith("gs:"):
         audit, storage = _from_bucket(target)
     elif Path(target).is_dir():
         audit, storage = _from_folder(Path(target), run_id)

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from ..contract import Env
 from ..spec import StorageSpec
-from .base import CredentialsError, NotFound, Storage, StorageUnavailable, UnsupportedURI
+from .base import CredentialsError, NotFound, RunLocked, Storage, StorageUnavailable, UnsupportedURI
 from .local import LocalStorage
 
 __all__ = [
     "CredentialsError",
     "LocalStorage",
     "NotFound",
+    "RunLocked",
     "Storage",
     "StorageUnavailable",
     "UnsupportedURI",

@@ -10,6 +10,7 @@ can catch them by type.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 from abc import ABC, abstractmethod
@@ -32,6 +33,10 @@ class StorageUnavailable(TransientError):
 
 class CredentialsError(PermanentError):
     """Credentials that cannot be loaded or were refused; the message names the source, never the secret."""
+
+
+class RunLocked(TransientError):
+    """Another writer holds the run folder; retry once it is done."""
 
 
 class UnsupportedURI(PermanentError):
@@ -61,7 +66,11 @@ class Storage(ABC):
     signed_urls_expire: ClassVar[bool] = False
 
     @abstractmethod
-    def write_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def write_bytes(
+        self, path: str, data: bytes, content_type: str = "application/octet-stream", *, guard: bool = False
+    ) -> None:
+        """Write the object whole.  ``guard``: fail with ``RunLocked`` if another writer changed (or created)
+        it since this storage object last read or wrote it — read-modify-write objects, the partials."""
 
     @abstractmethod
     def read_bytes(self, path: str) -> bytes: ...
@@ -87,6 +96,11 @@ class Storage(ABC):
         """A URL that opens the object: a V4 signed URL valid ``expiry_hours`` in a bucket, a
         ``file://`` URL locally (which does not expire: ``signed_urls_expire`` says which)."""
 
+    def writer_lock(self, folder: str, name: str = "run") -> contextlib.AbstractContextManager[None]:
+        """Held while one process writes a run folder.  Buckets have no lock to hold: their writers
+        are kept apart by generation preconditions on each object instead (see the backend)."""
+        return contextlib.nullcontext()
+
     def read_uri(self, uri: str) -> bytes:
         """An input named by URI: ``file://`` from this machine, ``gs://`` through a bucket backend."""
         parsed = urlparse(uri)
@@ -102,8 +116,8 @@ class Storage(ABC):
             f"gs://{bucket}/{name} needs Firebase storage: set spec.storage.bucket and run without --out"
         )
 
-    def write_json(self, path: str, obj: Any) -> None:
-        self.write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json")
+    def write_json(self, path: str, obj: Any, *, guard: bool = False) -> None:
+        self.write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json", guard=guard)
 
     def read_json(self, path: str) -> Any:
         return json.loads(self.read_bytes(path))
@@ -123,6 +137,7 @@ class Storage(ABC):
 __all__ = [
     "CredentialsError",
     "NotFound",
+    "RunLocked",
     "Storage",
     "StorageUnavailable",
     "UnsupportedURI",

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import google.auth.credentials
+import google.auth.exceptions
 import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as api_retry
 
-from .base import NotFound, Storage, StorageUnavailable
+from .base import CredentialsError, NotFound, RunLocked, Storage, StorageUnavailable
 from .gcp_auth import load_credentials, signing_credentials
 
 T = TypeVar("T")
@@ -39,6 +40,10 @@ _TRANSIENT = (
     ConnectionError,
     TimeoutError,
 )
+
+
+class _Conflict(Exception):
+    """A generation precondition failed (HTTP 412)."""
 
 
 def check_expiry_hours(hours: float) -> float:
@@ -103,6 +108,9 @@ class FirebaseStorage(Storage):
             timeout=retry_deadline_seconds,
         )
         self._deadline = retry_deadline_seconds
+        #: the generation of each object as this writer last read or wrote it (0: it did not exist;
+        #: None: the server named none, so its writes go without a precondition).
+        self._generations: dict[str, int | None] = {}
 
     def _on_bucket(self, bucket: str) -> FirebaseStorage:
         """The same credentials and policy on another bucket (gs:// inputs elsewhere)."""
@@ -120,6 +128,17 @@ class FirebaseStorage(Storage):
             return self._retry(fn)()
         except gexc.NotFound:
             raise NotFound(path) from None
+        except gexc.PreconditionFailed:
+            raise _Conflict(path) from None
+        except google.auth.exceptions.RefreshError as exc:
+            # The token endpoint refused the credentials (invalid_grant: a revoked or deleted key).
+            # Retrying cannot help: name the source to replace, never the secret.
+            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else type(exc).__name__
+            raise CredentialsError(
+                f"{what} gs://{self.bucket_name}/{path}: Google refused the credentials ({reason.split(':')[0]}): "
+                "the service-account key was revoked or deleted, or the Workload Identity binding is gone; "
+                "replace the Secret or fix the binding"
+            ) from None
         except gexc.RetryError as exc:
             cause = exc.cause.__class__.__name__ if exc.cause else "timeout"
             raise StorageUnavailable(
@@ -131,13 +150,40 @@ class FirebaseStorage(Storage):
             ) from None
 
     # -- Storage interface ------------------------------------------------
-    def write_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    def write_bytes(
+        self, path: str, data: bytes, content_type: str = "application/octet-stream", *, guard: bool = False
+    ) -> None:
+        """``guard``: a generation precondition (``ifGenerationMatch``), so a second writer of the same
+        partial fails with ``RunLocked`` instead of overwriting the first's cells."""
         blob = self._bucket.blob(self.checked(path))
-        self._call("upload", path, lambda: blob.upload_from_string(data, content_type=content_type, retry=None))
+        expected = self._generations.get(path, 0) if guard else None
+        try:
+            self._call(
+                "upload",
+                path,
+                lambda: blob.upload_from_string(
+                    data, content_type=content_type, retry=None, if_generation_match=expected
+                ),
+            )
+        except _Conflict:
+            raise RunLocked(
+                f"gs://{self.bucket_name}/{path} was changed by another writer since this one read it: two runs of "
+                "one group at once; this one stops (the other keeps the run)"
+            ) from None
+        self._generations[path] = None if blob.generation is None else int(blob.generation)
 
     def read_bytes(self, path: str) -> bytes:
-        blob = self._bucket.blob(self.checked(path))
-        return self._call("download", path, lambda: blob.download_as_bytes(retry=None))
+        def download() -> bytes:
+            blob = self._bucket.get_blob(self.checked(path), retry=None)
+            if blob is None:
+                self._generations[path] = 0
+                raise gexc.NotFound(path)
+            generation = None if blob.generation is None else int(blob.generation)
+            data = blob.download_as_bytes(retry=None, if_generation_match=generation)
+            self._generations[path] = generation
+            return data
+
+        return self._call("download", path, download)
 
     def exists(self, path: str) -> bool:
         blob = self._bucket.blob(self.checked(path))

@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import google.auth
@@ -36,8 +37,19 @@ SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
 
 
+def _from_file(path: str) -> str:
+    """A mounted Secret's content as base64: it may hold the key JSON itself or, as the original
+    service stored it, its base64."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CredentialsError(f"{Env.FIREBASE_CREDENTIALS_FILE}={path}: cannot read it ({exc.strerror})") from None
+    return base64.b64encode(raw.encode()).decode() if raw.startswith("{") else raw
+
+
 def load_credentials() -> google.auth.credentials.Credentials:
-    encoded = os.environ.get(Env.FIREBASE_CREDENTIALS)
+    path = os.environ.get(Env.FIREBASE_CREDENTIALS_FILE)
+    encoded = _from_file(path) if path else os.environ.get(Env.FIREBASE_CREDENTIALS)
     if encoded:
         try:
             info = json.loads(base64.b64decode(encoded, validate=True))

@@ -18,6 +18,7 @@ from fluxaudit.spec import SpecError, parse_document
 
 from .defaults import merge_defaults
 from .jobs import JobOptions
+from .policy import Policy, PolicyError
 
 ENV_PREFIX = "FLUXAUDIT_"
 
@@ -55,6 +56,8 @@ class OperatorConfig:
     resign_fraction: float = 0.25
     #: installation defaults under every FluxAudit's spec (runner image, pool, bucket, …).
     spec_defaults: dict[str, Any] = field(default_factory=dict)
+    #: what an audit's author may choose instead of those defaults (allow-lists; empty: nothing).
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -82,7 +85,15 @@ class OperatorConfig:
             namespaces=namespaces,
             reconcile_seconds=_seconds(env, "RECONCILE_SECONDS", 60.0, 0.2),
             spec_defaults=_spec_defaults(env.get(ENV_PREFIX + "SPEC_DEFAULTS", "")),
+            policy=_policy(env.get(ENV_PREFIX + "POLICY", "")),
         )
+
+
+def _policy(raw: str) -> Policy:
+    try:
+        return Policy.from_json(raw, f"{ENV_PREFIX}POLICY")
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _spec_defaults(raw: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ RUNNER_UID = 10001
 MAX_NAME = 63
 #: where the runner image's volumes are mounted.
 CACHE_DIR = "/cache"
+SECRETS_DIR = "/var/run/secrets/fluxaudit"
 
 
 def job_name(audit_name: str, label: str) -> str:
@@ -96,20 +97,6 @@ def build_job(
         {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    if hf_token_secret:
-        env.append(
-            {
-                "name": Env.HF_TOKEN,
-                "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": "token", "optional": True}},
-            }
-        )
-    if firebase_secret:
-        env.append(
-            {
-                "name": Env.FIREBASE_CREDENTIALS,
-                "valueFrom": {"secretKeyRef": {"name": firebase_secret, "key": "credentials", "optional": False}},
-            }
-        )
     volumes: list[dict[str, Any]] = [
         {"name": "cache", "persistentVolumeClaim": {"claimName": options.model_cache_claim}}
         if options.model_cache_claim
@@ -117,6 +104,27 @@ def build_job(
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
     ]
     mounts: list[dict[str, Any]] = [{"name": "cache", "mountPath": CACHE_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    # Credentials as files the runner's group alone may read, never environment variables: those are
+    # inherited by every child process and readable in /proc/<pid>/environ.
+    for name, secret, key, variable, optional in (
+        ("hf-token", hf_token_secret, "token", Env.HF_TOKEN_PATH, True),
+        ("firebase", firebase_secret, "credentials", Env.FIREBASE_CREDENTIALS_FILE, False),
+    ):
+        if secret:
+            folder = f"{SECRETS_DIR}/{name}"
+            volumes.append(
+                {
+                    "name": name,
+                    "secret": {
+                        "secretName": secret,
+                        "items": [{"key": key, "path": key}],
+                        "defaultMode": 0o440,  # owner root, group fsGroup (the runner): nobody else
+                        "optional": optional,
+                    },
+                }
+            )
+            mounts.append({"name": name, "mountPath": folder, "readOnly": True})
+            env.append({"name": variable, "value": f"{folder}/{key}"})
     if options.storage_root:
         env.append({"name": Env.STORAGE_ROOT, "value": options.storage_root})
         if options.storage_claim:
@@ -141,7 +149,9 @@ def build_job(
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",  # podFailurePolicy requires it; the Job controller retries
         "serviceAccountName": service_account,
-        "automountServiceAccountToken": firebase_secret is None,  # Workload Identity needs the token
+        # No Kubernetes API token in the pod: the runner never calls the API, and Workload Identity is
+        # served by GKE's metadata server, which identifies the pod itself.
+        "automountServiceAccountToken": False,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUNNER_UID,

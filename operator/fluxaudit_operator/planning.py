@@ -20,6 +20,7 @@ from fluxaudit.spec import FluxAudit, SpecError, parse_document
 
 from .defaults import merge_defaults
 from .jobs import JobOptions, build_job, job_name
+from .policy import Policy, violations
 from .status import GroupObservation, audit_status, group_status
 
 STORAGE_REQUIRED = (
@@ -64,9 +65,13 @@ class Resource:
         return self.audit.run_id() if self.audit is not None else self.status.get("runId")
 
 
-def read_resource(body: dict[str, Any], spec_defaults: dict[str, Any] | None = None) -> Resource:
+def read_resource(
+    body: dict[str, Any], spec_defaults: dict[str, Any] | None = None, policy: Policy | None = None
+) -> Resource:
     """Parse the object (server-set metadata is ignored) with the installation's defaults under what
-    its author wrote, and pin the run id: chosen once, kept in the status, so a restart keeps it."""
+    its author wrote, within what the installation allows (``policy``); pin the run id (chosen once,
+    kept in the status, so a restart keeps it) and the results folder under the namespace
+    (``{prefix}/{namespace}/{runId}``: tenants never share one)."""
     meta = body["metadata"]
     spec = body.get("spec")
     if spec_defaults and isinstance(spec, dict):
@@ -76,8 +81,14 @@ def read_resource(body: dict[str, Any], spec_defaults: dict[str, Any] | None = N
         audit = parse_document({**doc, "spec": spec}, f"FluxAudit {meta.get('namespace')}/{meta['name']}")
     except SpecError as exc:
         return Resource(body, None, "; ".join(f"{path}: {msg}" for path, msg in exc.errors))
+    authored = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    default_bucket = ((spec_defaults or {}).get("storage") or {}).get("bucket")
+    refused = violations(authored, policy or Policy(), default_bucket)
+    if refused:
+        return Resource(body, None, "; ".join(refused))
     run_id = (body.get("status") or {}).get("runId") or audit.run_id()
-    pinned = audit.model_copy(update={"spec": audit.spec.model_copy(update={"run_id": run_id})})
+    storage = audit.spec.storage.model_copy(update={"prefix": f"{audit.spec.storage.prefix}/{meta['namespace']}"})
+    pinned = audit.model_copy(update={"spec": audit.spec.model_copy(update={"run_id": run_id, "storage": storage})})
     return Resource(body, pinned, None)
 
 

@@ -93,7 +93,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return body or {}, [], None
         now = self.clock()
-        resource = read_resource(body, self.config.spec_defaults)
+        resource = read_resource(body, self.config.spec_defaults, self.config.policy)
         old = resource.status
         settled = old.get("phase") in FINISHED and old.get("observedGeneration") == resource.generation
         if trigger != "audit" and settled and not (trigger == "timer" and self._resign_due(resource, now)):

@@ -295,7 +295,7 @@ class GroupRunner:
 
     # -- persistence ----------------------------------------------------------
     def _save(self, partial: Partial) -> None:
-        self.storage.write_json(self.layout.partial(self.label), partial.to_json())
+        self.storage.write_json(self.layout.partial(self.label), partial.to_json(), guard=True)
         self.progress(partial)
 
     def _fresh_partial(self, height: int, width: int, prompt: str) -> Partial:
@@ -327,4 +327,6 @@ def run_group(
     progress: ProgressFn | None = None,
     set_aside_corrupt: bool = False,
 ) -> Partial:
-    return GroupRunner(audit, label, storage, progress, set_aside_corrupt).run()
+    runner = GroupRunner(audit, label, storage, progress, set_aside_corrupt)
+    with storage.writer_lock(runner.layout.root, f"group-{label}"):  # one writer per group's partial
+        return runner.run()

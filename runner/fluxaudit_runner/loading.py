@@ -28,7 +28,7 @@ from fluxaudit.results import FastPath, Placement, QuantFile
 from fluxaudit.spec import UNQUANTIZED, FluxAuditSpec, QuantSpec
 
 from . import fastpath, placement
-from .errors import GroupInputError
+from .errors import DownloadUnavailable, GroupInputError
 from .measure import memory_in_use
 
 FILL_IN_CHANNELS = 384
@@ -44,9 +44,27 @@ def sha256_file(path: Path) -> str:
 
 
 def download_gguf(spec: FluxAuditSpec, quant: QuantSpec) -> Path:
-    from huggingface_hub import hf_hub_download
+    """The GGUF file from the hub (or its cache).  A file, revision or repo that is not there, or a gated
+    repo without access, is permanent; a cache miss while the network is down is not."""
+    from huggingface_hub import constants, errors, hf_hub_download
 
-    return Path(hf_hub_download(repo_id=spec.model.gguf_repo, filename=quant.file, revision=spec.model.revision))
+    where = f"quants[{quant.label}].file {quant.file} in {spec.model.gguf_repo}@{spec.model.revision}"
+    try:
+        return Path(hf_hub_download(repo_id=spec.model.gguf_repo, filename=quant.file, revision=spec.model.revision))
+    # Most specific first: GatedRepoError is a RepositoryNotFoundError, and in some huggingface_hub
+    # versions LocalEntryNotFoundError is an EntryNotFoundError.
+    except errors.GatedRepoError:
+        raise GroupInputError(
+            f"{where}: the repo is gated and HF_TOKEN has no access; accept its terms on the hub"
+        ) from None
+    except errors.LocalEntryNotFoundError:
+        if constants.HF_HUB_OFFLINE:
+            raise GroupInputError(f"{where}: not in the local hub cache and HF_HUB_OFFLINE is set") from None
+        raise DownloadUnavailable(f"{where}: not cached and the hub could not be reached; retry later") from None
+    except (errors.EntryNotFoundError, errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as exc:
+        raise GroupInputError(
+            f"{where}: not found ({type(exc).__name__}); check the repo, revision and file name"
+        ) from None
 
 
 def describe_gguf(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> QuantFile:
@@ -93,8 +111,10 @@ def load_transformer(path: Path, spec: FluxAuditSpec) -> torch.nn.Module:
             revision=spec.model.base_revision,
             dtype=dtype,
         )
-    except (ValueError, RuntimeError, KeyError, OSError) as exc:  # OSError: truncated or unreadable file
-        raise GroupInputError(f"cannot load {path.name} as a FLUX transformer: {exc}") from None
+    except (ValueError, RuntimeError, KeyError, OSError, IndexError, TypeError) as exc:  # truncated, junk tensors
+        raise GroupInputError(
+            f"quants: {path.name} cannot be loaded as a FLUX transformer ({type(exc).__name__}: {exc})"[:1000]
+        ) from None
     if transformer.config.in_channels != FILL_IN_CHANNELS:
         raise GroupInputError(
             f"{path.name} is not a FLUX.1-Fill transformer: in_channels={transformer.config.in_channels}, "

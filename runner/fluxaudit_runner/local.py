@@ -7,6 +7,7 @@ recorded), so group N+1 starts from a clean device.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from fluxaudit.errors import PermanentError
 from fluxaudit.inputs import InputError
+from fluxaudit.layout import RunLayout
 from fluxaudit.report import BuiltReport, build_report
 from fluxaudit.results import Partial, ResumeConflict
 from fluxaudit.spec import FluxAudit
@@ -64,6 +66,19 @@ def run_audit(
     progress: Callable[[str, Partial], None] | None = None,
     report: bool = True,
     set_aside_corrupt: bool = False,
+) -> AuditOutcome:
+    layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
+    with storage.writer_lock(layout.root) if not only else contextlib.nullcontext():
+        return _run_groups(audit, storage, only, progress, report, set_aside_corrupt)
+
+
+def _run_groups(
+    audit: FluxAudit,
+    storage: Storage,
+    only: Sequence[str] | None,
+    progress: Callable[[str, Partial], None] | None,
+    report: bool,
+    set_aside_corrupt: bool,
 ) -> AuditOutcome:
     outcome = AuditOutcome()
     labels = list(only) if only else audit.spec.group_labels()

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import google.oauth2.credentials
 import pytest
+from google.oauth2 import service_account
 
 from fluxaudit.inputs import InputError, resolve
 from fluxaudit.layout import UnsafePathError
 from fluxaudit.spec import InputSpec
 from fluxaudit.storage import CredentialsError, NotFound, StorageUnavailable, open_storage
 from fluxaudit.storage.firebase import FirebaseStorage
-from fluxaudit.storage.gcp_auth import IamSigner, load_credentials
-from tests.support.gcs import BUCKET, Emulator, ServiceAccountKey, SignBlobStandIn, make_key, verify_v4_url
+from fluxaudit.storage.gcp_auth import SCOPES, IamSigner, load_credentials
+from tests.support.gcs import BUCKET, Emulator, ServiceAccountKey, SignBlobStandIn, free_port, make_key, verify_v4_url
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +223,40 @@ def test_runner_and_report_end_to_end_on_firebase(
     url = res.output.strip().splitlines()[-1]
     assert url.startswith(f"https://storage.googleapis.com/{BUCKET}/{root}/REPORT.md?")
     verify_v4_url(url, key.public)
+
+
+def test_a_second_writer_of_a_partial_fails_instead_of_interleaving(emulator: Emulator, key: ServiceAccountKey) -> None:
+    """Two runs of one group on one bucket (a stale pod and its replacement): each read the partial,
+    the first to write wins, the second gets RunLocked and writes nothing."""
+    from fluxaudit.storage import RunLocked
+
+    first = FirebaseStorage(BUCKET, credentials=key.credentials(), retry_deadline_seconds=10)
+    second = FirebaseStorage(BUCKET, credentials=key.credentials(), retry_deadline_seconds=10)
+    path = "audit/r/partials/Q8_0.json"
+    assert first.read_json_or_none(path) is None and second.read_json_or_none(path) is None
+    first.write_json(path, {"cells": [1]}, guard=True)
+    with pytest.raises(RunLocked, match="changed by another writer"):
+        second.write_json(path, {"cells": ["other"]}, guard=True)
+    first.write_json(path, {"cells": [1, 2]}, guard=True)  # the first keeps writing, cell after cell
+    assert second.read_json(path) == {"cells": [1, 2]}
+    second.write_json(path, {"cells": [1, 2, 3]}, guard=True)  # a writer that re-read may go on
+    with pytest.raises(RunLocked):
+        first.write_json(path, {"cells": [1, 2, "lost"]}, guard=True)
+    assert first.read_json(path) == {"cells": [1, 2, 3]}
+    first.write_json("audit/r/inputs/image.png", b"x".decode(), guard=False)  # unguarded objects: last wins
+    second.write_json("audit/r/inputs/image.png", b"y".decode(), guard=False)
+
+
+def test_revoked_credentials_are_a_credentials_error_not_a_traceback(emulator: Emulator) -> None:
+    """A key Google refuses (invalid_grant) is permanent: CredentialsError, naming the source."""
+    from tests.support.gcs import TokenStandIn
+
+    port = free_port()
+    key = make_key(token_uri=f"http://127.0.0.1:{port}/token")
+    stand_in = TokenStandIn(key, port=port, revoked=True)
+    with stand_in.serve():
+        creds = service_account.Credentials.from_service_account_info(key.info, scopes=SCOPES)  # no token yet
+        store = FirebaseStorage(BUCKET, credentials=creds, retry_deadline_seconds=5)
+        with pytest.raises(CredentialsError, match="Google refused the credentials") as err:
+            store.read_json_or_none("audit/r/partials/Q8_0.json")
+    assert key.info["private_key"][40:80] not in str(err.value) and stand_in.calls >= 1

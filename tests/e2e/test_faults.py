@@ -94,7 +94,7 @@ def test_runners_killed_and_preempted_operator_killed_mid_audit_and_mid_aggregat
     doc = audit_doc(tiny_model, quants=[*quants, {"label": "cut", "file": broken}], guidanceScales=[2, 4, 10, 20, 30])
     doc["metadata"] = {"name": "faults"}
     run_id = parse_document(doc).run_id()
-    run = results / "audit" / run_id
+    run = results / "audit" / NS / run_id  # results are kept apart by namespace
     # Aggregation will crash halfway: report.json cannot be written while this folder stands in its way.
     (run / "report.json").mkdir(parents=True)
 
@@ -199,6 +199,8 @@ def bucket_install(
         **node,
         "FLUXAUDIT_FIREBASE_SECRET": "fluxaudit-firebase",
         "FIREBASE_CREDENTIALS": encoded,
+        # the installation lets audits name this bucket (spec.storage.bucket); any other is refused
+        "FLUXAUDIT_POLICY": json.dumps({"buckets": [BUCKET]}),
     }
 
 
@@ -227,7 +229,9 @@ def test_storage_outage_for_a_while_and_no_secret_in_any_log_or_event(
         client.CustomObjectsApi(cluster.client()).create_namespaced_custom_object(*API, doc)
         wait_for(
             "a first cell in the bucket",
-            lambda: len((store.read_json_or_none(f"audit/{run_id}/partials/Q4_0.json") or {}).get("cells") or []) >= 1,
+            lambda: (
+                len((store.read_json_or_none(f"audit/{NS}/{run_id}/partials/Q4_0.json") or {}).get("cells") or []) >= 1
+            ),
             120,
             interval=0.05,
         )
@@ -253,8 +257,8 @@ def test_storage_outage_for_a_while_and_no_secret_in_any_log_or_event(
     assert params["X-Goog-Expires"] == str(72 * 3600)
     expires = datetime.fromisoformat(final["reportURLExpiresAt"].replace("Z", "+00:00"))
     assert abs(expires - (datetime.now(UTC) + timedelta(hours=72))) < timedelta(minutes=5)
-    assert final["reportPath"] == f"gs://{BUCKET}/audit/{run_id}/REPORT.md"
-    assert "Q8\\_0" in store.read_bytes(f"audit/{run_id}/REPORT.md").decode()
+    assert final["reportPath"] == f"gs://{BUCKET}/audit/{NS}/{run_id}/REPORT.md"
+    assert "Q8\\_0" in store.read_bytes(f"audit/{NS}/{run_id}/REPORT.md").decode()
     # No credential, token or signature anywhere a cluster user can read logs or Events.
     texts = [operator_log] + [p.read_text(errors="replace") for p in (cluster.workdir / "pods").glob("*.log")]
     texts += [f"{e.reason} {e.message}" for e in events]
@@ -303,7 +307,7 @@ def test_storage_down_for_good_is_a_clear_stalled_condition_and_corrupts_nothing
             return cond if groups_ended and cond.get("reason") == "StorageUnavailable" else None
 
         stalled = wait_for("Stalled: StorageUnavailable", stalled_after_groups_ended, 180)
-        assert stalled["status"] == "True" and f"gs://{BUCKET}/audit/" in stalled["message"]
+        assert stalled["status"] == "True" and f"gs://{BUCKET}/audit/{NS}/" in stalled["message"]
         assert "still failing" in stalled["message"]
         # Storage comes back: nothing was corrupted, and the operator finishes the job it could not do.
         emulator.start()

@@ -91,8 +91,37 @@ def test_job_fields() -> None:
         "capabilities": {"drop": ["ALL"]},
     }  # fmt: skip
     env = {e["name"]: e for e in c["env"]}
-    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "fluxaudit-hf-token"
-    assert "value" not in env["HF_TOKEN"]  # credentials only from Secrets
+    # Credentials as files from a Secret volume, read-only, readable by the runner's group alone: never an
+    # environment variable (inherited by child processes, readable in /proc/<pid>/environ).
+    assert "HF_TOKEN" not in env and env["HF_TOKEN_PATH"]["value"] == "/var/run/secrets/fluxaudit/hf-token/token"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["hf-token"]["secret"] == {
+        "secretName": "fluxaudit-hf-token", "items": [{"key": "token", "path": "token"}], "defaultMode": 0o440,
+        "optional": True,
+    }  # fmt: skip
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["hf-token"] == {
+        "name": "hf-token",
+        "mountPath": "/var/run/secrets/fluxaudit/hf-token",
+        "readOnly": True,
+    }
+
+
+def test_runner_pods_are_locked_down() -> None:
+    """Non-root as UID 10001, RuntimeDefault seccomp, no API token: each asserted here (RELIABILITY.md
+    records the mutation that makes this test fail when one is removed)."""
+    for job in jobs():
+        pod = job["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }  # fmt: skip
+        assert pod["automountServiceAccountToken"] is False
+        (c,) = pod["containers"]
+        assert c["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["capabilities"] == {
+            "drop": ["ALL"]
+        }
+        assert not any(e["name"] in ("HF_TOKEN", "FIREBASE_CREDENTIALS") for e in c["env"])
 
 
 def test_the_pod_reads_back_the_same_audit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +171,8 @@ def test_installation_options_render_valid_jobs(version: str) -> None:
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {e["name"]: e for e in container["env"]}
-    assert "HF_TOKEN" not in env and env["FIREBASE_CREDENTIALS"]["valueFrom"]["secretKeyRef"]["name"] == "fb-key"
+    assert "HF_TOKEN_PATH" not in env and "FIREBASE_CREDENTIALS" not in env
+    assert env["FIREBASE_CREDENTIALS_FILE"]["value"] == "/var/run/secrets/fluxaudit/firebase/credentials"
     assert env["FLUXAUDIT_STORAGE_ROOT"]["value"] == "/results"
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["results"]["persistentVolumeClaim"]["claimName"] == "results-rwx"
@@ -150,8 +180,12 @@ def test_installation_options_render_valid_jobs(version: str) -> None:
     assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]} == {
         "cache": "/cache",
         "tmp": "/tmp",
+        "firebase": "/var/run/secrets/fluxaudit/firebase",
         "results": "/results",
     }
+    assert (
+        volumes["firebase"]["secret"]["secretName"] == "fb-key" and volumes["firebase"]["secret"]["optional"] is False
+    )
     assert pod["serviceAccountName"] == "runner-wi" and pod["automountServiceAccountToken"] is False
     # No credential value in the manifest: only references to Secrets.
     assert all("value" not in e or e["name"] not in ("HF_TOKEN", "FIREBASE_CREDENTIALS") for e in container["env"])

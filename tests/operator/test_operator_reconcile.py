@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
-from tests.support.helpers import plan_from_body as plan
+from fluxaudit_operator.policy import Policy
+from tests.support.helpers import plan_from_body
+
+# An installation that lets audits name the bucket BODY uses.
+plan = functools.partial(plan_from_body, policy=Policy(buckets=("proj.appspot.com",)))
 
 NOW = "2026-11-29T12:00:00Z"
 BODY: dict[str, Any] = {

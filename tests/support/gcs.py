@@ -69,6 +69,44 @@ def make_key(
     return ServiceAccountKey(private, info)
 
 
+def honour_generation_preconditions() -> None:
+    """gcp-storage-emulator ignores ``ifGenerationMatch`` on uploads; GCS answers 412 when the object's
+    generation differs (0: the object must not exist).  Wrap its upload handler to do the same, so the
+    Firebase backend's one-writer guard is tested against the protocol, not assumed."""
+    from http import HTTPStatus
+
+    from gcp_storage_emulator import server
+    from gcp_storage_emulator.exceptions import NotFound as EmulatorNotFound
+    from gcp_storage_emulator.handlers import objects
+
+    if getattr(objects.insert, "honours_preconditions", False):
+        return
+    original = objects.insert
+
+    def insert(request, response, storage, *args, **kwargs):  # type: ignore[no-untyped-def]
+        wanted = request.query.get("ifGenerationMatch")
+        if wanted:
+            name = (request.query.get("name") or [None])[0]
+            if name is None and isinstance(request.data, dict):
+                name = (request.data.get("meta") or {}).get("name")
+            try:
+                current = str(storage.get_file_obj(request.params["bucket_name"], name).get("generation") or "0")
+            except EmulatorNotFound:
+                current = "0"
+            if current != wanted[0]:
+                response.status = HTTPStatus.PRECONDITION_FAILED
+                response.json({"error": {"code": 412, "message": "conditionNotMet"}})
+                return None
+        return original(request, response, storage, *args, **kwargs)
+
+    insert.honours_preconditions = True  # type: ignore[attr-defined]
+    objects.insert = insert
+    for _, handlers in server.HANDLERS:
+        for method, handler in list(handlers.items()):
+            if handler is original:
+                handlers[method] = insert
+
+
 class Emulator:
     """gcp-storage-emulator on disk, so it can be stopped and started like an outage."""
 
@@ -83,6 +121,8 @@ class Emulator:
 
     def start(self, create_bucket: bool = False) -> None:
         from gcp_storage_emulator.server import create_server
+
+        honour_generation_preconditions()
 
         self._server = create_server(
             "127.0.0.1",
@@ -173,6 +213,8 @@ class TokenStandIn:
     token: str = "emulated-access-token"
     calls: int = 0
     port: int = 0
+    #: answer as Google does for a revoked or deleted key: 400 invalid_grant.
+    revoked: bool = False
 
     @contextmanager
     def serve(self) -> Iterator[str]:
@@ -195,12 +237,18 @@ class TokenStandIn:
                 except (InvalidSignature, KeyError, ValueError):
                     ok = False
                 stand_in.calls += 1
-                out = json.dumps({"access_token": stand_in.token, "expires_in": 3600, "token_type": "Bearer"}).encode()
+                if stand_in.revoked:
+                    ok = False
+                    out = json.dumps({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}).encode()
+                else:
+                    out = json.dumps(
+                        {"access_token": stand_in.token, "expires_in": 3600, "token_type": "Bearer"}
+                    ).encode()
                 self.send_response(200 if ok else 400)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out) if ok else 0))
+                self.send_header("Content-Length", str(len(out) if ok or stand_in.revoked else 0))
                 self.end_headers()
-                if ok:
+                if ok or stand_in.revoked:
                     self.wfile.write(out)
 
             def log_message(self, *args: object) -> None:

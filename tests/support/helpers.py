@@ -57,7 +57,8 @@ def plan_from_body(body: dict[str, Any], jobs: list[dict[str, Any]], partials: d
     """One reconcile decision from a FluxAudit as the API returns it (parsed once, as the reconciler does)."""
     from fluxaudit_operator.planning import plan, read_resource
 
-    return plan(read_resource(body, spec_defaults), jobs, partials, now, **kwargs)
+    policy = kwargs.pop("policy", None)
+    return plan(read_resource(body, spec_defaults, policy), jobs, partials, now, **kwargs)
 
 
 def tiny_fp32_state_dict(seed: int = 0) -> dict[str, Any]:

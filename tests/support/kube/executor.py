@@ -53,6 +53,8 @@ class JobExecutor:
     errors: list[str] = field(default_factory=list)
     #: Jobs the TTL controller deleted after they finished.
     ttl_deleted: list[str] = field(default_factory=list)
+    #: files projected from Secrets into pods (what the runner may read, and nothing else may).
+    secret_files: list[str] = field(default_factory=list)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def run(self) -> None:
@@ -88,10 +90,14 @@ class JobExecutor:
         return True
 
     def _volumes(self, key: str, attempt: int, pod_spec: dict[str, Any]) -> dict[str, Path]:
-        """mountPath → local folder: emptyDirs are fresh per pod, claims are shared folders."""
+        """mountPath → local folder: emptyDirs are fresh per pod, claims are shared folders, secrets are
+        projected as files (the items asked for, with their mode), as the kubelet does."""
         by_name: dict[str, Path] = {}
+        namespace = key.split("/")[0]
         for vol in pod_spec.get("volumes") or []:
-            if "persistentVolumeClaim" in vol:
+            if "secret" in vol:
+                by_name[vol["name"]] = self._project_secret(key, attempt, namespace, vol)
+            elif "persistentVolumeClaim" in vol:
                 claim = vol["persistentVolumeClaim"]["claimName"]
                 if claim not in self.claims:
                     raise LookupError(f"PersistentVolumeClaim {claim} is not bound to a folder")
@@ -102,6 +108,27 @@ class JobExecutor:
                 by_name[vol["name"]] = folder
         container = pod_spec["containers"][0]
         return {m["mountPath"]: by_name[m["name"]] for m in container.get("volumeMounts") or []}
+
+    def _project_secret(self, key: str, attempt: int, namespace: str, vol: dict[str, Any]) -> Path:
+        src = vol["secret"]
+        folder = self.logs / "volumes" / key.replace("/", "_") / str(attempt) / vol["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        secret = self.api.store.get((SECRETS, namespace, src["secretName"]))
+        if secret is None:
+            if src.get("optional"):
+                return folder
+            raise LookupError(f"secret {namespace}/{src['secretName']} not found")
+        data = secret.get("data") or {}
+        for item in src.get("items") or [{"key": k, "path": k} for k in data]:
+            if item["key"] not in data:
+                if src.get("optional"):
+                    continue
+                raise LookupError(f"secret {namespace}/{src['secretName']} key {item['key']} not found")
+            path = folder / item["path"]
+            path.write_bytes(base64.b64decode(data[item["key"]]))
+            path.chmod(item.get("mode", src.get("defaultMode", 0o644)))
+        self.secret_files.extend(str(p) for p in folder.iterdir())
+        return folder
 
     @staticmethod
     def _on_node(value: str, mounts: dict[str, Path]) -> str:
