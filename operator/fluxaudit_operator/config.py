@@ -58,6 +58,8 @@ class OperatorConfig:
     spec_defaults: dict[str, Any] = field(default_factory=dict)
     #: what an audit's author may choose instead of those defaults (allow-lists; empty: nothing).
     policy: Policy = field(default_factory=Policy)
+    #: kopf peering object shared by the replicas (one serves, the others wait); None: one replica, standalone.
+    peering: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -86,6 +88,7 @@ class OperatorConfig:
             reconcile_seconds=_seconds(env, "RECONCILE_SECONDS", 60.0, 0.2),
             spec_defaults=_spec_defaults(env.get(ENV_PREFIX + "SPEC_DEFAULTS", "")),
             policy=_policy(env.get(ENV_PREFIX + "POLICY", "")),
+            peering=_optional(env, "PEERING", None),
         )
 
 

@@ -243,3 +243,24 @@ def test_notes_tell_the_next_steps(helm: str, tmp_path: Path) -> None:
     assert (
         "create secret generic fluxaudit-hf-token" in notes and "every FluxAudit must name spec.storage.bucket" in notes
     )
+
+
+def test_two_replicas_share_a_peering_object_in_either_scope(helm: str) -> None:
+    one = render(helm)
+    assert not [o for o in one if o["kind"] in ("ClusterKopfPeering", "KopfPeering")]
+    (deployment,) = find(one, "Deployment")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert "FLUXAUDIT_PEERING" not in operator_env(one)
+    two = render(helm, "--set", "operator.replicas=2")
+    (deployment,) = find(two, "Deployment")
+    assert deployment["spec"]["replicas"] == 2 and operator_env(two)["FLUXAUDIT_PEERING"] == "fluxaudit"
+    (peering,) = find(two, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "fluxaudit"
+    role = next(r for r in find(two, "ClusterRole") if r["metadata"]["name"] == "fluxaudit-operator-peering")
+    assert role["rules"] == [
+        {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["list", "watch", "patch"]}
+    ]
+    scoped = render(helm, "--set", "operator.replicas=2", "--set", "watchNamespaces={audits}")
+    assert [p["metadata"]["namespace"] for p in find(scoped, "KopfPeering")] == ["audits"]
+    assert any(r["metadata"]["name"] == "fluxaudit-operator-peering" for r in find(scoped, "Role"))
+    assert not [r for r in find(scoped, "ClusterRole")]
