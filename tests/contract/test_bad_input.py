@@ -96,6 +96,18 @@ OPERATOR_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("labels-same-in-kubernetes", doc(quants=[QUANT, {"label": "Q4.0", "file": "b.gguf"}]), "both become 'q4-0'"),
     ("file-parent-dir", doc(quants=[{**QUANT, "file": "a/../b.gguf"}]), "spec.quants[0].file"),
     ("no-bucket-no-shared-volume", doc(storage=None), "spec.storage.bucket"),
+    # The installation decides (#15): with no policy, an audit may override none of these.
+    (
+        "runner-image-not-allowed",
+        doc(runner={"image": "evil.example/x:1"}),
+        "spec.runner.image: evil.example/x:1 is not allowed",
+    ),
+    ("bucket-not-allowed", doc(), "spec.storage.bucket: proj.appspot.com is not allowed"),
+    (
+        "input-bucket-not-allowed",
+        doc(input={"image": "gs://someone-else/i.png", "mask": "gs://someone-else/m.png"}),
+        "spec.input.image: bucket someone-else is not one the runners may read",
+    ),
 ]
 
 

@@ -32,11 +32,12 @@ def test_ttl_deleted_jobs_are_not_created_again(tiny_model, tmp_path: Path) -> N
             log = operator.logs()
         creates = [s for s in cluster.api.served if s.verb == "create" and s.resource == "jobs"]
         reasons = [e.reason for e in kubectl.events("ttl")]
+        jobs_left = kubectl.jobs("ttl")
     assert status["phase"] == later["phase"] == "Succeeded"
     assert later["groups"] == status["groups"] and later["conditions"] == status["conditions"]
     assert len(creates) == 3, [s.name for s in creates]
     assert reasons.count("AuditSucceeded") == 1 and reasons.count("JobCreated") == 3, reasons
-    assert not kubectl.jobs("ttl") and "Traceback" not in log
+    assert not jobs_left and "Traceback" not in log
 
 
 def test_an_audit_deleted_while_reconciled_ends_quietly(tiny_model, tmp_path: Path) -> None:
