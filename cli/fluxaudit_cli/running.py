@@ -13,9 +13,9 @@ from fluxaudit.contract import ExitCode
 from fluxaudit.errors import PermanentError, TransientError
 from fluxaudit.results import Partial
 from fluxaudit.spec import FluxAudit
-from fluxaudit.storage import CredentialsError, StorageUnavailable, open_storage
+from fluxaudit.storage import CredentialsError, open_storage
 
-from .console import console, where
+from .console import console, explain_failure, where
 
 
 def run_audit_command(
@@ -59,18 +59,8 @@ def run_audit_command(
                 report=report,
                 set_aside_corrupt=set_aside_corrupt,
             )
-        except CredentialsError as exc:
-            console.print(f"[red]credentials[/red]: {escape(str(exc))}")
-            return ExitCode.BAD_INPUT
-        except StorageUnavailable as exc:  # an outage past the retry deadline may pass on a retry
-            console.print(f"[red]storage unavailable[/red]: {escape(str(exc))}")
-            return ExitCode.GROUPS_FAILED
-        except PermanentError as exc:
-            console.print(f"[red]cannot run this audit[/red]: {escape(str(exc))}")
-            return ExitCode.BAD_INPUT
-        except TransientError as exc:
-            console.print(f"[red]try again later[/red]: {escape(str(exc))}")
-            return ExitCode.GROUPS_FAILED
+        except (PermanentError, TransientError) as exc:
+            return explain_failure(exc, "run this audit")
     elapsed = time.perf_counter() - start
     if outcome.report is not None:
         summary = outcome.report.json["summary"]

@@ -13,13 +13,13 @@ import click
 from rich.markup import escape
 
 from fluxaudit.contract import ExitCode
-from fluxaudit.errors import PermanentError
+from fluxaudit.errors import PermanentError, TransientError
 from fluxaudit.layout import UnsafePathError, check_relative_path
 from fluxaudit.report import build_report
 from fluxaudit.spec import FluxAudit, SpecError, parse_document
-from fluxaudit.storage import CredentialsError, LocalStorage, NotFound, Storage, StorageUnavailable, open_bucket
+from fluxaudit.storage import LocalStorage, NotFound, Storage, open_bucket
 
-from .console import console, load_or_exit, where
+from .console import console, explain_failure, load_or_exit, where
 
 
 def _find_runs(root: Path) -> list[Path]:
@@ -78,15 +78,8 @@ def _from_folder(path: Path, run_id: str | None) -> tuple[FluxAudit, Storage]:
 def report_command(target: str, out: str | None, run_id: str | None) -> int:
     try:
         return _report(target, out, run_id)
-    except CredentialsError as exc:
-        console.print(f"[red]credentials[/red]: {escape(str(exc))}")
-        return ExitCode.BAD_INPUT
-    except StorageUnavailable as exc:
-        console.print(f"[red]storage unavailable[/red]: {escape(str(exc))}")
-        return ExitCode.GROUPS_FAILED
-    except PermanentError as exc:  # partials of another spec, an unreadable one
-        console.print(f"[red]cannot build this report[/red]: {escape(str(exc))}")
-        return ExitCode.BAD_INPUT
+    except (PermanentError, TransientError) as exc:  # partials of another spec, an unreadable one, an outage
+        return explain_failure(exc, "build this report")
 
 
 def _report(target: str, out: str | None, run_id: str | None) -> int:
