@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.full_size_repos import BASE_REPO, GGUF_REPO, build_repos, gguf_file
 from benchmarks.records import append_jsonl
 
 QUANTS = ("Q4_0", "Q5_K_S", "Q8_0")
-BASE_REPO, GGUF_REPO = "fluxaudit-bench/FLUX.1-Fill-full", "fluxaudit-bench/FLUX.1-Fill-full-GGUF"
 
 
 def _args() -> argparse.Namespace:
@@ -43,42 +43,14 @@ def _args() -> argparse.Namespace:
 
 
 def build(root: Path, weights_dir: Path | None) -> dict[str, float]:
-    """The base repo (bf16 transformer weights included) and the GGUF files, in a hub cache under ``root``."""
-    import shutil
-
-    import torch
-
-    from fluxaudit_runner.tiny.builder import FULL, demo_image_and_mask, save_base_repo
-    from fluxaudit_runner.tiny.gguf_export import write_random_transformer_gguf
-    from fluxaudit_runner.tiny.hubcache import publish_folder
+    """The base repo (bf16 transformer weights included: the default reference) and the GGUF files,
+    once per root, and the input: a 1365×1024 JPEG and its mask."""
+    from fluxaudit_runner.tiny.builder import demo_image_and_mask
 
     marker = root / "built.txt"
     if marker.exists():
         return {}
-    seconds: dict[str, float] = {}
-    hub = root / "hf-home" / "hub"
-    staging = root / "staging"
-    shutil.rmtree(root, ignore_errors=True)
-    staging.mkdir(parents=True)
-    t0 = time.perf_counter()
-    transformer = save_base_repo(staging / "base", seed=0, arch=FULL, device="cuda", transformer_weights=True)
-    shapes = {k: tuple(v.shape) for k, v in transformer.state_dict().items()}
-    del transformer
-    torch.cuda.empty_cache()
-    if weights_dir is not None:  # the shards elsewhere (a RAM disk), linked from the snapshot
-        weights_dir.mkdir(parents=True, exist_ok=True)
-        for shard in (staging / "base" / "transformer").glob("*.safetensors"):
-            target = weights_dir / shard.name
-            shutil.move(str(shard), target)
-            shard.symlink_to(target)
-    publish_folder(hub, BASE_REPO, staging / "base", move=True)
-    seconds["baseRepo"] = time.perf_counter() - t0
-    (staging / "gguf").mkdir()
-    for q in QUANTS:
-        t1 = time.perf_counter()
-        write_random_transformer_gguf(shapes, q, staging / "gguf" / f"flux1-fill-full-{q}.gguf")
-        seconds[f"gguf{q}"] = time.perf_counter() - t1
-    publish_folder(hub, GGUF_REPO, staging / "gguf", move=True)
+    seconds, _ = build_repos(root, list(QUANTS), transformer_weights=True, weights_dir=weights_dir)
     image, mask = demo_image_and_mask(1024)
     image.resize((1365, 1024)).save(root / "original.jpg", quality=92)
     mask.resize((1365, 1024)).save(root / "mask_auto.png")
@@ -95,7 +67,7 @@ def audit_document(root: Path) -> dict:
         "spec": {
             "input": {"image": (root / "original.jpg").as_uri(), "mask": (root / "mask_auto.png").as_uri()},
             "model": {"ggufRepo": GGUF_REPO, "baseRepo": BASE_REPO},
-            "quants": [{"label": q, "file": f"flux1-fill-full-{q}.gguf"} for q in QUANTS],
+            "quants": [{"label": q, "file": gguf_file(q)} for q in QUANTS],
         },
     }
 

@@ -19,11 +19,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.full_size_repos import BASE_REPO, GGUF_REPO, build_repos, gguf_file
 
 
 def _args() -> argparse.Namespace:
@@ -52,36 +53,15 @@ def main() -> int:
     from fluxaudit.storage import LocalStorage
     from fluxaudit_runner.group import run_group
     from fluxaudit_runner.local import quiet_libraries
-    from fluxaudit_runner.tiny.builder import FULL, demo_image_and_mask, save_base_repo
-    from fluxaudit_runner.tiny.gguf_export import write_random_transformer_gguf
-    from fluxaudit_runner.tiny.hubcache import publish_folder
+    from fluxaudit_runner.tiny.builder import demo_image_and_mask
 
     quiet_libraries()
     if not torch.cuda.is_available():
         print("a CUDA GPU is required", file=sys.stderr)
         return 2
     quants = args.quants.split(",")
-    hub = args.root / "hf-home" / "hub"
-    base_repo, gguf_repo = "fluxaudit-bench/FLUX.1-Fill-full", "fluxaudit-bench/FLUX.1-Fill-full-GGUF"
-    build: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    staging = args.root / "staging"
-    shutil.rmtree(args.root, ignore_errors=True)
-    staging.mkdir(parents=True)
-    transformer = save_base_repo(staging / "base", seed=0, arch=FULL, device="cuda", transformer_weights=False)
-    shapes = {k: tuple(v.shape) for k, v in transformer.state_dict().items()}
-    params = sum(v.numel() for v in transformer.state_dict().values())
-    del transformer
-    torch.cuda.empty_cache()
-    publish_folder(hub, base_repo, staging / "base", move=True)
-    build["baseRepoSeconds"] = time.perf_counter() - t0
-    for q in quants:
-        t1 = time.perf_counter()
-        (staging / "gguf").mkdir(exist_ok=True)
-        write_random_transformer_gguf(shapes, q, staging / "gguf" / f"flux1-fill-full-{q}.gguf")
-        build[f"gguf{q}Seconds"] = time.perf_counter() - t1
-    publish_folder(hub, gguf_repo, staging / "gguf", move=True)
+    built, params = build_repos(args.root, quants)
+    build = {f"{part}Seconds": value for part, value in built.items()}
     image, mask = demo_image_and_mask(args.size)
     image.save(args.root / "image.png")
     mask.save(args.root / "mask.png")
@@ -92,8 +72,8 @@ def main() -> int:
         "metadata": {"name": "bench"},
         "spec": {
             "input": {"image": (args.root / "image.png").as_uri(), "mask": (args.root / "mask.png").as_uri()},
-            "model": {"ggufRepo": gguf_repo, "baseRepo": base_repo},
-            "quants": [{"label": q, "file": f"flux1-fill-full-{q}.gguf"} for q in quants],
+            "model": {"ggufRepo": GGUF_REPO, "baseRepo": BASE_REPO},
+            "quants": [{"label": q, "file": gguf_file(q)} for q in quants],
             "guidanceScales": [float(g) for g in args.guidance.split(",")],
             "steps": args.steps,
             "maxSide": args.size,

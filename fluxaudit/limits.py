@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,14 @@ MAX_INPUT_PIXELS = 50_000_000
 MIN_INPUT_SIDE = 64
 #: image and mask aspect ratios may differ by this much (rounding of a resized mask) before it is refused.
 ASPECT_TOLERANCE = 0.01
+
+
+_NOT_FILES = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 class LimitError(PermanentError):
@@ -61,19 +68,11 @@ def count_nodes(doc: Any, budget: int = MAX_DOCUMENT_NODES) -> int:
 
 def read_regular_file(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
     """A regular file's bytes, at most ``limit``: no devices (``/dev/zero``), FIFOs (a hang) or folders."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise
+    st = os.stat(path)  # FileNotFoundError is the caller's to name
     if not stat.S_ISREG(st.st_mode):
-        kind = (
-            "a FIFO"
-            if stat.S_ISFIFO(st.st_mode)
-            else "a device"
-            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-            else "a directory"
-            if stat.S_ISDIR(st.st_mode)
-            else "not a regular file"
+        kind = next(
+            (name for test, name in _NOT_FILES if test(st.st_mode)),
+            "not a regular file",
         )
         raise LimitError(f"{what}: {path} is {kind}; give the path of an image file")
     if st.st_size > limit:
@@ -99,14 +98,3 @@ def check_image_size(size: tuple[int, int], what: str) -> None:
 def check_same_aspect(image: tuple[int, int], mask: tuple[int, int]) -> bool:
     """Whether a mask of ``mask`` size belongs to an image of ``image`` size (same aspect ratio)."""
     return abs(image[0] / image[1] - mask[0] / mask[1]) <= ASPECT_TOLERANCE * image[0] / image[1]
-
-
-def unique(values: Iterable[str]) -> list[str]:
-    """The values that occur more than once."""
-    seen: set[str] = set()
-    dupes = []
-    for v in values:
-        if v in seen and v not in dupes:
-            dupes.append(v)
-        seen.add(v)
-    return dupes

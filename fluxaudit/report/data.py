@@ -8,23 +8,17 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..results import CompileCheck, Environment, Partial
+from ..results import Partial
 from ..spec import FluxAudit
-from .base import ReportModel
 from .decisions import ArrayReader, Decisions, decide
-from .model import REPORT_SCHEMA_VERSION, CellSummary, GroupSummary, summarize
+from .model import REPORT_SCHEMA_VERSION, Summaries, summarize
 
 
-class ReportData(ReportModel):
+class ReportData(Summaries):
+    """What the partials say (``Summaries``), and what is decided from them and the stored pixels."""
+
     audit: FluxAudit = Field(exclude=True)
     run_id: str
-    generated_at: str | None
-    environment: Environment | None
-    groups: list[GroupSummary]
-    cells: list[CellSummary]
-    compile_check: CompileCheck | None
-    missing: list[str]
-    #: quality and recommendations, computed from the stored pixels.
     decisions: Decisions
 
     @property
@@ -41,17 +35,7 @@ def build_report_data(
 ) -> ReportData:
     s = summarize(audit, partials)
     decisions = decide(audit.spec, s.groups, s.cells, s.compile_check, mask, input_image, read)
-    return ReportData(
-        audit=audit,
-        run_id=audit.run_id(),
-        generated_at=s.generated_at,
-        environment=s.environment,
-        groups=s.groups,
-        cells=s.cells,
-        compile_check=s.compile_check,
-        missing=s.missing,
-        decisions=decisions,
-    )
+    return ReportData(audit=audit, run_id=audit.run_id(), decisions=decisions, **dict(s))
 
 
 def finite(obj: Any) -> Any:

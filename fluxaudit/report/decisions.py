@@ -168,20 +168,30 @@ def verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdic
     )
 
 
-def rank_speed(groups: list[GroupSummary], reference: str | None, spec: FluxAuditSpec) -> SpeedAnswer | None:
+def _speed(labels: list[str], groups: list[GroupSummary], spec: FluxAuditSpec, runtime: Runtime) -> SpeedAnswer:
+    """The speed rule over ``labels``, on their timings, sizes and calibrations."""
+    timings = {g.label: {t.runtime: t for t in g.timings} for g in groups}
+    sizes = {g.label: g.bytes or 0 for g in groups}
+    calibrated = {g.label: g.calibration.tflops_median for g in groups if g.calibration and g.label in labels}
+    tol = spec.quality.speed_tie_tolerance
+    answer = decide_speed(labels, timings, sizes, tol, runtime, calibration_note(calibrated))
+    return answer.model_copy(update={"candidates": list(labels)})
+
+
+def rank_speed(
+    groups: list[GroupSummary], reference: str | None, spec: FluxAuditSpec, chosen: SpeedAnswer | None = None
+) -> SpeedAnswer | None:
     """The speed rule over every complete quant but the reference, quality aside (report.json's
-    ``summary.speedRanking``: how stable the fastest is from one run to the next)."""
+    ``summary.speedRanking``: how stable the fastest is from one run to the next).  ``chosen``: the
+    recommendation's own answer, reused when every ranked quant was a candidate (the same inputs)."""
     labels = [
         g.label for g in groups if g.status == "complete" and g.timings and g.label not in (reference, UNQUANTIZED)
     ]
     if len(labels) < 2:
         return None
-    timings = {g.label: {t.runtime: t for t in g.timings} for g in groups}
-    calibrated = {g.label: g.calibration.tflops_median for g in groups if g.calibration and g.label in labels}
-    sizes = {g.label: g.bytes or 0 for g in groups}
-    return decide_speed(
-        labels, timings, sizes, spec.quality.speed_tie_tolerance, spec.timing.runtime, calibration_note(calibrated)
-    )
+    if chosen is not None and chosen.runtime == spec.timing.runtime and set(chosen.candidates) == set(labels):
+        return chosen
+    return _speed(labels, groups, spec, spec.timing.runtime)
 
 
 def recommend_quant(
@@ -190,15 +200,11 @@ def recommend_quant(
     """The speed answer on ``spec.timing.runtime`` among quants that pass (never the reference: it passes
     against itself by definition), and the other runtime's answer where every candidate ran it too."""
     candidates = [v.label for v in verdicts if v.passes and v.label not in (reference, UNQUANTIZED)]
-    timings = {g.label: {t.runtime: t for t in g.timings} for g in groups}
-    sizes = {g.label: g.bytes or 0 for g in groups}
-    tol = spec.quality.speed_tie_tolerance
-    calibrated = {g.label: g.calibration.tflops_median for g in groups if g.calibration and g.label in candidates}
-    incomparable = calibration_note(calibrated)
-    chosen = decide_speed(candidates, timings, sizes, tol, spec.timing.runtime, incomparable)
+    chosen = _speed(candidates, groups, spec, spec.timing.runtime)
     other: Runtime = "fastPath" if chosen.runtime == "stock" else "stock"
-    if len(candidates) > 1 and all(other in timings.get(label, {}) for label in candidates):
-        return chosen, decide_speed(candidates, timings, sizes, tol, other, incomparable)
+    runtimes = {g.label: {t.runtime for t in g.timings} for g in groups}
+    if len(candidates) > 1 and all(other in runtimes.get(label, set()) for label in candidates):
+        return chosen, _speed(candidates, groups, spec, other)
     return chosen, None
 
 
@@ -363,7 +369,7 @@ def decide(
         quant_reason=quant_reason,
         speed=speed,
         other_speed=other_speed,
-        speed_ranking=rank_speed(groups, reference, spec),
+        speed_ranking=rank_speed(groups, reference, spec, speed),
         guidance_quant=guidance_quant,
         guidance_rows=rows,
         suggested_guidance=suggested,

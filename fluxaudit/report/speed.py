@@ -86,6 +86,8 @@ class SpeedAnswer(ReportModel):
     comparisons: list[SpeedComparison] = Field(default_factory=list)
     reason: str
     note: str | None = None
+    #: the quants the rule was asked about (kept out of report.json: the comparisons name them).
+    candidates: list[str] = Field(default_factory=list, exclude=True)
 
 
 def _interval_text(c: SpeedComparison) -> str:

@@ -126,17 +126,12 @@ class FluxAuditSpec(_Model):
     @field_validator("guidance_scales")
     @classmethod
     def _guidance_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        """In range, unique, and distinct in the images' names (``guidance_token``: 6 significant digits)."""
         for g in v:
             if not 0 < g <= 100:
                 raise ValueError(f"guidance {g} is out of range: each value must be > 0 and <= 100")
         if len(set(v)) != len(v):
             raise ValueError("guidance values must be unique")
-        return v
-
-    @field_validator("guidance_scales")
-    @classmethod
-    def _distinct_image_names(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        """Images are named by ``guidance_token`` (6 significant digits): two values must not share a name."""
         names: dict[str, float] = {}
         for g in v:
             token = guidance_token(g)

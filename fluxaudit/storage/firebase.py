@@ -173,17 +173,15 @@ class FirebaseStorage(Storage):
         self._generations[path] = None if blob.generation is None else int(blob.generation)
 
     def read_bytes(self, path: str) -> bytes:
-        def download() -> bytes:
-            blob = self._bucket.get_blob(self.checked(path), retry=None)
-            if blob is None:
-                self._generations[path] = 0
-                raise gexc.NotFound(path)
-            generation = None if blob.generation is None else int(blob.generation)
-            data = blob.download_as_bytes(retry=None, if_generation_match=generation)
-            self._generations[path] = generation
-            return data
-
-        return self._call("download", path, download)
+        """One request: the object's generation comes back in the download's headers (the guard's start)."""
+        blob = self._bucket.blob(self.checked(path))
+        try:
+            data = self._call("download", path, lambda: blob.download_as_bytes(retry=None))
+        except NotFound:
+            self._generations[path] = 0
+            raise
+        self._generations[path] = None if blob.generation is None else int(blob.generation)
+        return data
 
     def exists(self, path: str) -> bool:
         blob = self._bucket.blob(self.checked(path))

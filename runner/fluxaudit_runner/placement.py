@@ -52,12 +52,17 @@ def _with_headroom(n: int) -> int:
     return int(n * (1 + HEADROOM_FRACTION)) + HEADROOM_BYTES
 
 
+def check_available(requested: str, device: torch.device) -> None:
+    """Refuse an offload mode on a machine without a GPU, before anything loads."""
+    if device.type != "cuda" and requested not in ("auto", "resident"):
+        raise GroupInputError(f"spec.memory: {requested} needs a CUDA GPU; set it to auto or resident on this machine")
+
+
 def choose(requested: str, budget: Budget) -> tuple[MemoryMode, str]:
     """The memory mode for ``requested`` (``spec.memory``) and the reason the partial records."""
     if budget.free is None:
-        if requested in ("auto", "resident"):
-            return "resident", "no CUDA GPU: weights and activations in host memory"
-        raise GroupInputError(f"spec.memory: {requested} needs a CUDA GPU; set it to auto or resident on this machine")
+        check_available(requested, torch.device("cpu"))
+        return "resident", "no CUDA GPU: weights and activations in host memory"
     if requested == "sequentialCpuOffload" and budget.gguf:
         raise GroupInputError(
             "spec.memory: sequentialCpuOffload does not run GGUF weights (accelerate's hooks fail on diffusers' "
@@ -81,12 +86,6 @@ def choose(requested: str, budget: Budget) -> tuple[MemoryMode, str]:
             f"{why}, nor do two blocks streamed ({_gib(streamed)}): group offloading, the least GGUF runs with",
         )
     return "sequentialCpuOffload", f"{why}, nor do two blocks streamed ({_gib(streamed)}): sequential CPU offload"
-
-
-def check_available(requested: str, device: torch.device) -> None:
-    """Refuse an offload mode on a machine without a GPU before anything loads."""
-    if device.type != "cuda":
-        choose(requested, Budget(0, 0, 0, 0, None))
 
 
 def module_bytes(module: torch.nn.Module) -> int:

@@ -70,9 +70,10 @@ def make_key(
 
 
 def honour_generation_preconditions() -> None:
-    """gcp-storage-emulator ignores ``ifGenerationMatch`` on uploads; GCS answers 412 when the object's
-    generation differs (0: the object must not exist).  Wrap its upload handler to do the same, so the
-    Firebase backend's one-writer guard is tested against the protocol, not assumed."""
+    """gcp-storage-emulator ignores ``ifGenerationMatch`` on uploads and sends no ``X-Goog-Generation``
+    with a download; GCS answers 412 when the object's generation differs (0: the object must not
+    exist) and names the generation it served.  Wrap its upload and download handlers to do the same,
+    so the Firebase backend's one-writer guard is tested against the protocol, not assumed."""
     from http import HTTPStatus
 
     from gcp_storage_emulator import server
@@ -82,6 +83,15 @@ def honour_generation_preconditions() -> None:
     if getattr(objects.insert, "honours_preconditions", False):
         return
     original = objects.insert
+    original_download = objects.download
+
+    def download(request, response, storage, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            obj = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
+            response["X-Goog-Generation"] = str(obj.get("generation") or "")
+        except EmulatorNotFound:
+            pass
+        return original_download(request, response, storage, *args, **kwargs)
 
     def insert(request, response, storage, *args, **kwargs):  # type: ignore[no-untyped-def]
         wanted = request.query.get("ifGenerationMatch")
@@ -100,11 +110,13 @@ def honour_generation_preconditions() -> None:
         return original(request, response, storage, *args, **kwargs)
 
     insert.honours_preconditions = True  # type: ignore[attr-defined]
-    objects.insert = insert
+    objects.insert, objects.download = insert, download  # objects.get calls download by this name
     for _, handlers in server.HANDLERS:
         for method, handler in list(handlers.items()):
             if handler is original:
                 handlers[method] = insert
+            elif handler is original_download:
+                handlers[method] = download
 
 
 class Emulator:
