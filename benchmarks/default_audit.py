@@ -39,6 +39,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--cap-gib", type=float, default=22.0, help="per-process GPU memory cap (an L4's usable memory)")
     p.add_argument("--weights-dir", type=Path, default=None, help="where the 23.8 GB bf16 shards go (default: --root)")
     p.add_argument("--build-only", action="store_true")
+    p.add_argument("--reference-first", action="store_true", help="run the bf16 reference group before the quants")
+    p.add_argument("--stacks-every", type=float, default=0, help="dump every thread's stack this often (s; 0: never)")
     return p.parse_args()
 
 
@@ -72,7 +74,7 @@ def audit_document(root: Path) -> dict:
     }
 
 
-def one_run(root: Path, run: int) -> dict:
+def one_run(root: Path, run: int, reference_first: bool = False) -> dict:
     import torch
 
     from fluxaudit.report import build_report
@@ -84,7 +86,10 @@ def one_run(root: Path, run: int) -> dict:
     storage = LocalStorage(root / f"out-{run}")
     groups: dict[str, dict] = {}
     start = time.perf_counter()
-    for label in audit.spec.group_labels():
+    labels = audit.spec.group_labels()
+    if reference_first:
+        labels = labels[-1:] + labels[:-1]
+    for label in labels:
         torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         try:
@@ -146,9 +151,18 @@ def main() -> int:
     args = _args()
     os.environ["HF_HOME"] = str(args.root / "hf-home")  # before huggingface_hub is imported
     os.environ["HF_HUB_OFFLINE"] = "1"
+    import faulthandler
+    import logging
+
     import torch
 
     from fluxaudit_runner.local import quiet_libraries
+
+    # the runner's phase and cell records, one line each, as a pod's log shows them
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout, force=True)
+    logging.getLogger("fluxaudit").setLevel(logging.INFO)
+    if args.stacks_every:
+        faulthandler.dump_traceback_later(args.stacks_every, repeat=True)
 
     quiet_libraries()
     if not torch.cuda.is_available():
@@ -160,7 +174,14 @@ def main() -> int:
         return 0
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(args.cap_gib * 2**30 / total)
-    runs = [one_run(args.root, i) for i in range(args.runs)]
+    for i in range(args.runs):  # one line per run, written as it ends: a device lease may end before the next
+        write_record(args, [one_run(args.root, i, args.reference_first)], build_seconds)
+    return 0
+
+
+def write_record(args: argparse.Namespace, runs: list[dict], build_seconds: dict[str, float]) -> None:
+    import torch
+
     record = {
         "benchmark": "default_audit",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -173,8 +194,7 @@ def main() -> int:
         "runs": runs,
     }
     path = append_jsonl(args.out, f"default_audit-{torch.cuda.get_device_name(0).replace(' ', '_')}", record)
-    print(f"wrote {path}")
-    return 0
+    print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":

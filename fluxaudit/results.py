@@ -166,6 +166,9 @@ class ExplainResult(_Schema):
     break_reasons: list[BreakReason]
     seconds: float
     error: str | None = None
+    #: the size traced at (the pipeline is explained small: graphs and breaks do not depend on it)
+    width: int | None = None
+    height: int | None = None
 
 
 class Speedup(_Schema):

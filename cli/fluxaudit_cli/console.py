@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -17,13 +18,37 @@ from fluxaudit.storage import CredentialsError, Storage, StorageUnavailable
 console = Console(stderr=True, soft_wrap=True)
 
 
+class JsonLines(logging.Formatter):
+    """One JSON object per record, for log collectors (Cloud Logging reads ``severity``): a runner
+    pod's phase and cell records carry their numbers as fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "severity": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if event := getattr(record, "event", None):
+            doc["event"] = event
+            doc.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
-        force=True,
-    )
+    """On a terminal: rich, warnings only unless ``-v`` (the progress bar says the rest).  Elsewhere
+    (a pod, CI, a pipe): JSON lines, with FluxAudit's own phase records always included."""
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("fluxaudit").setLevel(logging.INFO)
 
 
 def print_spec_error(exc: SpecError) -> None:

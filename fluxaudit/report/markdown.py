@@ -82,7 +82,8 @@ def methodology() -> list[str]:
         "the same regions); the mean absolute difference of the final packed latents. The mask and image are the "
         'ones the pipeline received (stored under inputs/). Identical pixels give PSNR = inf ("identical").',
         "- The compile check runs after the timed matrix: `torch._dynamo.explain` on a 1-step pipeline call "
-        "and on the transformer alone with the inputs the pipeline passes it.",
+        "at a long side of at most 256 px (graphs and breaks do not depend on the size) and on the transformer "
+        "alone with the inputs the pipeline passes it at the audit's size.",
         "- The fast path (`spec.fastPath`, on by default on a CUDA GPU) changes how fast the transformer runs, "
         "not what it computes: the dequant kernels reproduce diffusers' fp16 arithmetic bit for bit, and the "
         "compile check's PSNR states how far compiled output drifts from eager.",

@@ -264,7 +264,7 @@ def compile_check(data: ReportData) -> list[str]:
         )
         rows.append(
             [
-                e.target,
+                e.target + (f" ({e.width}×{e.height}, 1 step)" if e.width else ""),
                 str(e.graph_count),
                 str(e.graph_break_count),
                 str(e.op_count),

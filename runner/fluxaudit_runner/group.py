@@ -33,6 +33,7 @@ from fluxaudit.storage import Storage
 from . import compile_check, environment, fastpath, gguf_kernels, loading, placement
 from .calibration import calibrate
 from .errors import GroupInputError
+from .events import emit, phase
 from .inference import WarmUp, stock_sample, timed_cell, warm_up
 from .loading import LoadedGroup
 from .measure import memory_in_use, return_freed_host_memory
@@ -157,25 +158,31 @@ class GroupRunner:
                 partial.placement = loaded.placement
                 partial.sweep_runtime = "fastPath" if fastpath.engaged(loaded.fast_path) else "stock"
                 # 4. calibrate: a fixed matmul, so groups on different nodes compare
-                partial.calibration = calibrate(self.device, self.spec.timing.calibration_seconds)
+                with phase("calibrate", self.label) as done:
+                    partial.calibration = calibrate(self.device, self.spec.timing.calibration_seconds)
+                    done.update(tflops=round(partial.calibration.tflops_median, 2) if partial.calibration else None)
                 self._save(partial)
                 # 5. stock sample: when the sweep runs the fast path, time diffusers as shipped first
                 if stock_pending(partial, self.audit, self.label, self.gpu):
                     images = stock_images(self.audit, self.label, self.gpu)
-                    partial.stock_sample = stock_sample(loaded, inputs, self.spec, self.device, images)
+                    with phase("stock_sample", self.label, images=images):
+                        partial.stock_sample = stock_sample(loaded, inputs, self.spec, self.device, images)
                     self._save(partial)
                 # 6. fast path: the dequant kernels swapped in, the blocks compiled (by the first warm-up)
                 fastpath.apply(loaded.transformer, loaded.fast_path, os.environ.get(Env.COMPILE_CACHE))
                 # 7. warm up
-                warm = warm_up(loaded, inputs, self.spec, self.device, self.label)
+                with phase("warm_up", self.label, compile=loaded.fast_path.compile) as done:
+                    warm = warm_up(loaded, inputs, self.spec, self.device, self.label)
+                    done.update(compile_seconds=loaded.fast_path.compile_seconds)
                 self._record_load(partial, loaded, warm)
                 # 8. sweep
                 self._sweep(partial, loaded, inputs)
                 # 9. compile check
                 if runs_compile_check(self.audit, self.label) and partial.compile_check is None:
-                    partial.compile_check = compile_check.run_check(
-                        loaded, inputs, self.spec, self.device, self.label, warm.transformer_inputs, plan.backend
-                    )
+                    with phase("compile_check", self.label):
+                        partial.compile_check = compile_check.run_check(
+                            loaded, inputs, self.spec, self.device, self.label, warm.transformer_inputs, plan.backend
+                        )
                     self._save(partial)
                 partial.status, partial.finished_at = "complete", timestamp()
             finally:
@@ -249,6 +256,9 @@ class GroupRunner:
 
     def _cell(self, loaded: LoadedGroup, inputs: PreparedInputs, guidance: float, seed: int, repeat: int) -> Cell:
         result, timing, peak = timed_cell(loaded, inputs, self.spec, self.device, guidance, seed)
+        emit("cell", self.label, guidance=guidance, seed=seed, repeat=repeat, seconds=round(timing.wall_seconds, 3),
+             step_ms_median=round(1000 * float(np.median(timing.step_seconds)), 2) if timing.step_seconds else None,
+             peak_bytes=peak.peak)  # fmt: skip
         image_path = latents_path = image_sha = None
         if repeat == 0:
             png = _png(result.images[0])

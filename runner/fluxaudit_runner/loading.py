@@ -29,6 +29,7 @@ from fluxaudit.spec import UNQUANTIZED, FluxAuditSpec, QuantSpec
 
 from . import fastpath, placement
 from .errors import DownloadUnavailable, GroupInputError
+from .events import phase
 from .measure import memory_in_use
 
 FILL_IN_CHANNELS = 384
@@ -255,32 +256,40 @@ def load_group(
 
     ``quant`` None loads the base repo's unquantized transformer (the bf16 reference);
     ``shape`` (height, width) is what the activation probe measures at."""
+    group = quant.label if quant is not None else UNQUANTIZED
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-hash") as pool:
         t0 = time.perf_counter()
         path = described = None
         if quant is not None:
-            path = download_gguf(spec, quant)
+            with phase("download", group, file=quant.file):
+                path = download_gguf(spec, quant)
             described = pool.submit(_timed_describe, spec, quant, path)
         t1 = time.perf_counter()
-        pipe = load_pipeline_without_transformer(spec)
+        with phase("pipeline_load", group):
+            pipe = load_pipeline_without_transformer(spec)
         t2 = time.perf_counter()
-        prompt_embeds, pooled = _text_phase(pipe, spec, device)
+        with phase("prompt_encode", group):
+            prompt_embeds, pooled = _text_phase(pipe, spec, device)
         t3 = time.perf_counter()
         hash_seconds = None
-        if path is None or described is None:
-            transformer, quant_file = load_unquantized_transformer(spec)
-        else:
-            try:
-                transformer = load_transformer(path, spec)
-            except GroupInputError:
-                described.result()  # a sha256/size mismatch explains a failed load best
-                raise
-            quant_file, hash_seconds = described.result()
-        budget = placement.budget_for(
-            pipe, transformer, *shape, spec.max_sequence_length, device, probe=spec.memory == "auto"
-        )
-        mode, reason = placement.choose(spec.memory, budget)
-        placement.place(pipe, transformer, mode, device)
+        with phase("transformer_load", group) as done:
+            if path is None or described is None:
+                transformer, quant_file = load_unquantized_transformer(spec)
+            else:
+                try:
+                    transformer = load_transformer(path, spec)
+                except GroupInputError:
+                    described.result()  # a sha256/size mismatch explains a failed load best
+                    raise
+                quant_file, hash_seconds = described.result()
+            done.update(bytes=quant_file.bytes, hash_seconds=hash_seconds)
+        with phase("placement", group, requested=spec.memory) as done:
+            budget = placement.budget_for(
+                pipe, transformer, *shape, spec.max_sequence_length, device, probe=spec.memory == "auto"
+            )
+            mode, reason = placement.choose(spec.memory, budget)
+            placement.place(pipe, transformer, mode, device)
+            done.update(mode=mode, activation_bytes=budget.activation, free_bytes=budget.free)
         t4 = time.perf_counter()
     if mode != "resident":
         plan = plan.off(f"fast path off: the transformer is offloaded ({mode}); it runs as stock diffusers")

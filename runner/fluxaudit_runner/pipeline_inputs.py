@@ -72,3 +72,12 @@ def prepare_inputs(
     if mask.getextrema()[1] < 128:
         raise GroupInputError("input.mask has no white (fill) area after resizing: nothing to inpaint")
     return PreparedInputs(image, mask, width, height)
+
+
+def shrunk(inputs: PreparedInputs, max_side: int) -> PreparedInputs:
+    """The same inputs at most ``max_side`` on the long side (what a shape-independent trace needs)."""
+    width, height = fit_size(inputs.width, inputs.height, max_side)
+    if (width, height) == (inputs.width, inputs.height):
+        return inputs
+    image = inputs.image.resize((width, height), Image.Resampling.LANCZOS)
+    return PreparedInputs(image, inputs.mask.resize((width, height), Image.Resampling.NEAREST), width, height)
