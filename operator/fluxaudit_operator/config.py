@@ -60,6 +60,8 @@ class OperatorConfig:
     policy: Policy = field(default_factory=Policy)
     #: kopf peering object shared by the replicas (one serves, the others wait); None: one replica, standalone.
     peering: str | None = None
+    #: port of the Prometheus metrics endpoint; None: not served.
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -89,7 +91,17 @@ class OperatorConfig:
             spec_defaults=_spec_defaults(env.get(ENV_PREFIX + "SPEC_DEFAULTS", "")),
             policy=_policy(env.get(ENV_PREFIX + "POLICY", "")),
             peering=_optional(env, "PEERING", None),
+            metrics_port=_port(env, "METRICS_PORT"),
         )
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(ENV_PREFIX + name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r}: must be a port number (1-65535), or unset for none")
+    return int(raw)
 
 
 def _policy(raw: str) -> Policy:

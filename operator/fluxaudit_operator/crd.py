@@ -125,6 +125,16 @@ def build_crd() -> dict[str, Any]:
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
+                        {
+                            "name": "Reason",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                        },
                         {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
                         {"name": "Recommended", "type": "string", "jsonPath": ".status.summary.recommendedQuant"},
                         {"name": "Report", "type": "string", "jsonPath": ".status.reportPath", "priority": 1},

@@ -25,6 +25,8 @@ TIMER_SECONDS = OperatorConfig.from_env().reconcile_seconds
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     memo.reconciler = Reconciler.from_env(logger)
     configure_kopf(settings)
+    if memo.reconciler.config.metrics_port:
+        memo.reconciler.metrics.serve(memo.reconciler.config.metrics_port)
     if memo.reconciler.config.peering:
         settings.peering.mandatory = True  # several replicas: never run unpeered, even if the object is missing
 

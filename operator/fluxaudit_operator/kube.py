@@ -18,6 +18,8 @@ from kubernetes.client.exceptions import ApiException
 from fluxaudit.contract import API_GROUP, LABEL_AUDIT, PLURAL, VERSION
 from fluxaudit.errors import TransientError
 
+KUEUE_GROUP, KUEUE_VERSION = "kueue.x-k8s.io", "v1beta1"
+
 
 class ForeignJob(TransientError):
     """A Job with our deterministic name exists but belongs to another (older) FluxAudit."""
@@ -42,6 +44,7 @@ class Kube:
         self.api = api_client or client.ApiClient(load_configuration())
         self.api.user_agent = f"fluxaudit-operator/{version('fluxaudit')}"  # names us in audit logs
         self.batch = client.BatchV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
 
     @staticmethod
@@ -69,6 +72,33 @@ class Kube:
             )
         )["items"]
         return [j for j in items if _owned_by(j, uid)]
+
+    def list_pods(self, namespace: str, audit_name: str) -> list[dict[str, Any]] | None:
+        """The pods of this audit's Jobs (they carry the Job template's labels); None when the
+        installation did not grant reading pods (status then says less, nothing breaks)."""
+        try:
+            return self._json(
+                self.core.list_namespaced_pod(
+                    namespace, label_selector=f"{LABEL_AUDIT}={audit_name}", _preload_content=False
+                )
+            )["items"]
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                return None
+            raise
+
+    def list_workloads(self, namespace: str) -> list[dict[str, Any]] | None:
+        """Kueue Workloads in the namespace; None where Kueue is not installed or not readable."""
+        try:
+            return self._json(
+                self.custom.list_namespaced_custom_object(
+                    KUEUE_GROUP, KUEUE_VERSION, namespace, "workloads", _preload_content=False
+                )
+            )["items"]
+        except ApiException as exc:
+            if exc.status in (401, 403, 404):
+                return None
+            raise
 
     def create_job(self, manifest: dict[str, Any]) -> bool:
         """Create, or adopt the Job that already has this name: True when newly created."""

@@ -22,6 +22,7 @@ from .defaults import merge_defaults
 from .jobs import JobOptions, build_job, job_name
 from .policy import Policy, violations
 from .status import GroupObservation, audit_status, group_status
+from .waiting import Waiting
 
 STORAGE_REQUIRED = (
     "spec.storage.bucket: required in a cluster: runner pods write results to a bucket "
@@ -121,9 +122,12 @@ def plan(
     *,
     report_ready: bool,
     options: JobOptions | None = None,
+    waiting: dict[str, Waiting] | None = None,
 ) -> Plan:
-    """Decide everything one reconcile does.  ``report_ready``: REPORT.md for this run exists."""
+    """Decide everything one reconcile does.  ``report_ready``: REPORT.md for this run exists;
+    ``waiting``: what holds each group's Job up (``waiting.explain``), by quant label."""
     options = options or JobOptions()
+    waiting = waiting or {}
     audit = resource.audit
     if audit is None:
         return _stalled(resource, resource.errors or "spec: invalid", now)
@@ -162,6 +166,7 @@ def plan(
                     job,
                     partials.get(label),
                     audit.spec.cells_for(label, gpu=audit.spec.requests_gpu),
+                    waiting.get(label),
                 )
             )
         )

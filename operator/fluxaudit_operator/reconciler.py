@@ -17,7 +17,17 @@ from typing import Any, Literal
 
 import kopf
 
-from fluxaudit.contract import API_GROUP, FINALIZER, FINISHED, timestamp, utc_now
+from fluxaudit.contract import (
+    ANNOTATION_QUANT_LABEL,
+    API_GROUP,
+    API_VERSION,
+    FINALIZER,
+    FINISHED,
+    KIND,
+    LABEL_KUEUE_QUEUE,
+    timestamp,
+    utc_now,
+)
 from fluxaudit.layout import RunLayout
 from fluxaudit.report import build_report
 from fluxaudit.spec import FluxAudit
@@ -25,9 +35,11 @@ from fluxaudit.storage import CredentialsError, Storage, StorageUnavailable, ope
 
 from .config import OperatorConfig
 from .kube import ForeignJob, Kube
+from .metrics import Metrics
 from .planning import Plan, Resource, plan, read_resource
 from .report_links import needs_signing, report_fields, report_ready
 from .status import Event, transitions, with_storage_problem
+from .waiting import Waiting, explain, owned_by
 
 #: what started a pass: the audit itself (create, resume, edit), one of its Jobs, or the slow timer.
 Trigger = Literal["audit", "job", "timer"]
@@ -62,11 +74,13 @@ class Reconciler:
         kube: Kube,
         logger: logging.Logger | logging.LoggerAdapter[Any],
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.kube = kube
         self.logger = logger
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @classmethod
@@ -75,7 +89,8 @@ class Reconciler:
 
     async def reconcile(self, namespace: str, name: str, *, trigger: Trigger = "audit") -> None:
         async with self._locks[(namespace, name)]:
-            body, events, retry = await asyncio.to_thread(self.step, namespace, name, trigger)
+            with self.metrics.reconcile_seconds.labels(trigger).time():
+                body, events, retry = await asyncio.to_thread(self.step, namespace, name, trigger)
         for event in events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if retry:
@@ -91,6 +106,7 @@ class Reconciler:
         timer, but for re-signing its report link; an edit or an operator restart still reconciles it."""
         body = self.kube.get_audit(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            self.metrics.observe_status(namespace, name, None)
             return body or {}, [], None
         now = self.clock()
         resource = read_resource(body, self.config.spec_defaults, self.config.policy)
@@ -103,9 +119,40 @@ class Reconciler:
         except (StorageUnavailable, CredentialsError, ForeignJob) as exc:
             reason = "WaitingForOldJobs" if isinstance(exc, ForeignJob) else storage_problem(exc)
             status = with_storage_problem(old, resource.generation, timestamp(now), reason, str(exc)[:1000])
+            self.metrics.reconcile_errors.labels(reason).inc()
             if not self.kube.patch_status(namespace, name, status):
+                self.metrics.observe_status(namespace, name, None)
                 return body, [], None  # deleted meanwhile: nothing to wait for
+            self.metrics.observe_status(namespace, name, status)
             return body, [Event("Warning", reason, str(exc)[:1000])], f"{reason}: {exc}"
+
+    def _info(self, resource: Resource, msg: str, *args: Any) -> None:
+        """A log line that names its audit: kopf's formatters print ``k8s_ref`` as the JSON ``object``
+        field or a ``[namespace/name]`` prefix; ``k8s_skip`` keeps it from being posted as an Event."""
+        ref = {"apiVersion": API_VERSION, "kind": KIND, "namespace": resource.namespace,
+               "name": resource.name, "uid": resource.uid}  # fmt: skip
+        self.logger.info(msg, *args, extra={"k8s_ref": ref, "k8s_skip": True})
+
+    def _waiting(self, resource: Resource, jobs: list[dict[str, Any]]) -> dict[str, Waiting]:
+        """Why each unfinished Job waits: pods are read while any Job runs, Kueue Workloads only while
+        one is suspended in a queue (an installation without Kueue is never asked)."""
+        unfinished = [j for j in jobs if not any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in (j.get("status") or {}).get("conditions") or [])]  # fmt: skip
+        if not unfinished:
+            return {}
+        pods = self.kube.list_pods(resource.namespace, resource.name)
+        queued = [j for j in unfinished if (j.get("spec") or {}).get("suspend") and LABEL_KUEUE_QUEUE in
+                  (j["metadata"].get("labels") or {})]  # fmt: skip
+        workloads = self.kube.list_workloads(resource.namespace) if queued else []
+        out = {}
+        for job in unfinished:
+            label = (job["metadata"].get("annotations") or {}).get(ANNOTATION_QUANT_LABEL)
+            workload = next((w for w in workloads or [] if owned_by(w, job["metadata"].get("uid"))), None)
+            found = explain(job, pods, workload, workloads_readable=workloads is not None)
+            if label and found:
+                out[label] = found
+        return out
 
     def _resign_due(self, resource: Resource, now: datetime) -> bool:
         if resource.audit is None or not resource.status.get("reportPath"):
@@ -132,14 +179,19 @@ class Reconciler:
                 # Jobs still start, and the next pass that can read storage catches up.
                 problem, storage, partials = (storage_problem(exc), str(exc)[:1000]), None, {}
         jobs = self.kube.list_jobs(resource.namespace, resource.name, resource.uid) if audit is not None else []
+        waiting = self._waiting(resource, jobs)
 
         def decide(report_ready: bool) -> Plan:
-            return plan(resource, jobs, partials, timestamp(now), report_ready=report_ready, options=self.config.jobs)
+            return plan(resource, jobs, partials, timestamp(now), report_ready=report_ready, options=self.config.jobs,
+                        waiting=waiting)  # fmt: skip
 
         decided = decide(ready)
         events: list[Event] = []
         for manifest in decided.create:
             created = self.kube.create_job(manifest)
+            if created:
+                self.metrics.jobs_created.inc()
+            self._info(resource, "%s Job %s", "created" if created else "adopted", manifest["metadata"]["name"])
             job = manifest["metadata"]["name"]
             events.append(
                 Event(
@@ -150,8 +202,9 @@ class Reconciler:
             )
         fresh_report = False
         if decided.aggregate and audit is not None and storage is not None:
-            self.logger.info("building the report for run %s", audit.run_id())
-            build_report(audit, storage)
+            self._info(resource, "building the report for run %s", audit.run_id())
+            with self.metrics.report_build_seconds.time():
+                build_report(audit, storage)
             fresh_report = ready = True
             decided = decide(True)
         status = decided.status
@@ -164,7 +217,10 @@ class Reconciler:
         if problem is not None:
             status = with_storage_problem(status, resource.generation, timestamp(now), *problem)
             events.append(Event("Warning", *problem))
+            self.metrics.reconcile_errors.labels(problem[0]).inc()
         if not self.kube.patch_status(resource.namespace, resource.name, status):
-            self.logger.info("deleted while reconciling; nothing more to do")
+            self._info(resource, "deleted while reconciling; nothing more to do")
+            self.metrics.observe_status(resource.namespace, resource.name, None)
             return resource.body, [], None
+        self.metrics.observe_status(resource.namespace, resource.name, status)
         return resource.body, events, (f"{problem[0]}: {problem[1]}" if problem else None)

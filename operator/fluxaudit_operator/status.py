@@ -26,6 +26,8 @@ from fluxaudit.contract import (
     GroupPhase,
 )
 
+from .waiting import Waiting
+
 #: batch/v1 Job condition types.
 JOB_COMPLETE, JOB_FAILED = "Complete", "Failed"
 
@@ -37,6 +39,7 @@ class GroupObservation:
     job: dict[str, Any] | None  # the Job as read from the API, None if not (yet) there
     partial: dict[str, Any] | None  # the group's partial JSON, None if not written yet
     planned_cells: int = 0  # what the spec asks for: the total before the runner reports its own
+    waiting: Waiting | None = None  # what holds the Job up, read from its pods and Kueue Workload
 
 
 def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -47,23 +50,32 @@ def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 
 def group_status(obs: GroupObservation) -> dict[str, Any]:
+    """The group's phase, counts and, while it is not finished, why: a blocked pod keeps it Pending
+    (an active Job whose pod cannot be scheduled has not started), a crash loop shows as Running."""
     job_status = (obs.job or {}).get("status") or {}
     partial = obs.partial or {}
     phase: GroupPhase = PENDING
-    message = ""
+    reason, message = "", ""
+    cells_total = partial.get("cellsTotal") or obs.planned_cells
+    cells_done = len(partial.get("cells") or [])
     if obs.job is not None:
         failed = _job_condition(obs.job, JOB_FAILED)
         if _job_condition(obs.job, JOB_COMPLETE):
             phase = SUCCEEDED
         elif failed:
             phase = FAILED
+            reason = failed.get("reason") or "Failed"
             message = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".strip(": ")
             if partial.get("error"):
                 message = f"{message}; runner: {partial['error']}" if message else partial["error"]
+        elif obs.waiting is not None:
+            phase = PENDING if obs.waiting.blocked else RUNNING
+            reason, message = obs.waiting.reason, obs.waiting.message
         elif job_status.get("active") or job_status.get("startTime"):
             phase = RUNNING
-    cells_total = partial.get("cellsTotal") or obs.planned_cells
-    cells_done = len(partial.get("cells") or [])
+            reason, message = "Running", f"{cells_done}/{cells_total} cells done"
+        else:
+            reason, message = "JobCreated", "waiting for the Job controller to start a pod"
     out: dict[str, Any] = {
         "quant": obs.label,
         "job": obs.job_name,
@@ -77,9 +89,16 @@ def group_status(obs: GroupObservation) -> dict[str, Any]:
     for src, dst in (("startTime", "startedAt"), ("completionTime", "finishedAt")):
         if job_status.get(src):
             out[dst] = job_status[src]
+    if reason:
+        out["reason"] = reason
     if message:
         out["message"] = message[:1000]
     return out
+
+
+#: group reasons that mean "held up", summarized in the audit's Reconciling condition.
+WAITING_REASONS = {"Suspended", "QueuedByKueue", "Unschedulable", "SchedulingGated", "ImagePullError",
+                   "CrashLoopBackOff", "ContainerConfigError"}  # fmt: skip
 
 
 def _condition(kind: str, status: bool, reason: str, message: str, generation: int, now: str) -> dict[str, Any]:
@@ -156,13 +175,17 @@ def audit_status(
         running = any(g["phase"] == RUNNING for g in groups)
         started = any(g["phase"] != PENDING for g in groups)
         phase = RUNNING if started or done else PENDING
-        msg = f"{done}/{total} cells, {len(finished)}/{len(groups)} groups ended" + (
-            f"; failed: {', '.join(failed)}" if failed else ""
+        held = [g for g in groups if g.get("reason") in WAITING_REASONS]
+        msg = (
+            f"{done}/{total} cells, {len(finished)}/{len(groups)} groups ended"
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+            + "".join(f"; {g['quant']} {g['reason']}: {g.get('message', '')}" for g in held)
         )
+        reason = "GroupsWaiting" if held else "GroupsRunning" if running else "GroupsPending"
         conds = [
-            _condition(COND_RECONCILING, True, "GroupsRunning" if running else "GroupsPending", msg, generation, now),
-            _condition(COND_READY, False, "InProgress", msg, generation, now),
-            _condition(COND_STALLED, False, "InProgress", msg, generation, now),
+            _condition(COND_RECONCILING, True, reason, msg[:2000], generation, now),
+            _condition(COND_READY, False, "GroupsWaiting" if held else "InProgress", msg[:2000], generation, now),
+            _condition(COND_STALLED, False, "InProgress", msg[:2000], generation, now),
         ]
     return {
         "observedGeneration": generation,

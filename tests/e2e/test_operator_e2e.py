@@ -95,6 +95,18 @@ def granted_to_operator() -> set[tuple[str, str, str]]:
     }
 
 
+def scrape(port: int) -> dict[str, float]:
+    """The operator's /metrics as Prometheus reads it: sample name with labels → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {
+        s.name + "".join(f"{{{k}={v}}}" for k, v in sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def finished(kubectl: Kubectl, name: str) -> dict[str, Any] | None:
     status = kubectl.status(name)
     return status if status.get("phase") in ("Succeeded", "Failed") and status.get("reportURL") else None
@@ -110,6 +122,8 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
         status = wait_for("the audit to finish", lambda: finished(kubectl, "baseline"), 240)
         health = urllib.request.urlopen(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5)
         assert health.status == 200
+        metrics = scrape(operator.metrics_port)
+        logs = [json.loads(line) for line in operator.logs().splitlines() if line.startswith("{")]
         # Deleting the audit lets the garbage collector take its Jobs (owner references);
         # kopf's finalizer (ours by name) is released by the running operator.
         assert kubectl.get("baseline")["metadata"]["finalizers"] == ["fluxaudit.dev/finalizer"]
@@ -160,6 +174,25 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
     text = report.read_text()
     assert "Q5_K_S" in text and status["summary"]["recommendedQuant"] in text
     assert events.count("JobCreated") == 3 and "AuditSucceeded" in events, events
+    # The operator's own lines name the audit they are about (kopf's JSON "object" field).
+    created = [entry for entry in logs if entry["message"].startswith("created Job baseline-")]
+    assert len(created) == 3 and all(e["object"]["name"] == "baseline" for e in created), created
+    assert all(e["object"]["namespace"] == NS for e in created)
+    # A runner pod's log (no terminal there) is one JSON record per phase and per cell, with its numbers.
+    pod_log = (tmp_path / "pods" / f"{NS}_baseline-q8-0_1.log").read_text()
+    records = [json.loads(line) for line in pod_log.splitlines() if line.startswith("{")]
+    cells = [r for r in records if r.get("event") == "cell"]
+    assert len(cells) == 2 and all(r["group"] == "Q8_0" for r in cells), pod_log[-2000:]
+    assert all({"guidance", "seed", "seconds", "step_ms_median", "peak_bytes"} <= r.keys() for r in cells)
+    assert {"download.done", "transformer_load.done", "placement.done", "warm_up.done"} <= {
+        r.get("event") for r in records
+    }
+    # Prometheus sees what happened: one audit succeeded, three groups, three Jobs, one report built.
+    assert metrics["fluxaudit_audits{phase=Succeeded}"] == 1 and metrics["fluxaudit_audits{phase=Running}"] == 0
+    assert metrics["fluxaudit_groups{phase=Succeeded}{reason=}"] == 3
+    assert metrics["fluxaudit_jobs_created_total"] == 3
+    assert metrics["fluxaudit_report_build_seconds_count"] == 1
+    assert metrics["fluxaudit_reconcile_seconds_count{trigger=audit}"] >= 1
     assert all(pod.process.returncode is not None for pod in cluster.executor.pods.values())
 
 

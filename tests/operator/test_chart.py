@@ -264,3 +264,47 @@ def test_two_replicas_share_a_peering_object_in_either_scope(helm: str) -> None:
     assert [p["metadata"]["namespace"] for p in find(scoped, "KopfPeering")] == ["audits"]
     assert any(r["metadata"]["name"] == "fluxaudit-operator-peering" for r in find(scoped, "Role"))
     assert not [r for r in find(scoped, "ClusterRole")]
+
+
+def test_metrics_port_and_monitors_render_for_prometheus_and_managed_prometheus(helm: str) -> None:
+    default = render(helm)
+    (container,) = find(default, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9090} in container["ports"]
+    assert OperatorConfig.from_env(operator_env(default)).metrics_port == 9090
+    assert not find(default, "ServiceMonitor") and not find(default, "PodMonitoring")
+    on = render(
+        helm,
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.serviceMonitor.labels.release=kube-prometheus",
+        "--set", "metrics.podMonitor.enabled=true",
+        "--set", "metrics.podMonitoring.enabled=true",
+    )  # fmt: skip
+    (service,) = [s for s in find(on, "Service") if s["metadata"]["name"] == "fluxaudit-operator-metrics"]
+    (monitor,) = find(on, "ServiceMonitor")
+    (pod_monitor,) = find(on, "PodMonitor")
+    (managed,) = find(on, "PodMonitoring")
+    labels = find(on, "Deployment")[0]["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == labels and service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"] == labels and monitor["metadata"]["labels"]["release"] == (
+        "kube-prometheus"
+    )
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert (
+        managed["apiVersion"] == "monitoring.googleapis.com/v1" and managed["spec"]["selector"]["matchLabels"] == labels
+    )
+    off = render(helm, "--set", "metrics.enabled=false")
+    (container,) = find(off, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert [p["name"] for p in container["ports"]] == ["health"] and "FLUXAUDIT_METRICS_PORT" not in operator_env(off)
+
+
+def test_kueue_defaults_reach_every_audit_and_workloads_are_readable_only_with_kueue(helm: str) -> None:
+    objects = render(helm, "--set", "runner.queueName=l4-queue", "--set", "runner.priorityClassName=audits-low")
+    config = OperatorConfig.from_env(operator_env(objects))
+    assert config.spec_defaults["runner"]["queueName"] == "l4-queue"
+    assert config.spec_defaults["runner"]["priorityClassName"] == "audits-low"
+    (role,) = find(objects, "ClusterRole")
+    assert ("kueue.x-k8s.io", "workloads", "list") not in rules(role)
+    assert ("", "pods", "list") in rules(role)
+    (role,) = find(render(helm, "--set", "kueue.enabled=true"), "ClusterRole")
+    assert ("kueue.x-k8s.io", "workloads", "list") in rules(role)

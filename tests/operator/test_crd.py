@@ -61,6 +61,8 @@ def test_structural_essentials() -> None:
     assert version["subresources"] == {"status": {}}
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
         "Phase",
+        "Ready",
+        "Reason",
         "Progress",
         "Recommended",
         "Report",

@@ -22,6 +22,8 @@ app.kubernetes.io/component: operator
 {{/* What every FluxAudit gets unless it says otherwise (FLUXAUDIT_SPEC_DEFAULTS). */}}
 {{- define "fluxaudit.specDefaults" -}}
 {{- $runner := dict "image" (printf "%s:%s" .Values.runner.image.repository (.Values.runner.image.tag | default .Chart.AppVersion)) "nodeSelector" .Values.runner.nodeSelector "tolerations" .Values.runner.tolerations "resources" .Values.runner.resources -}}
+{{- with .Values.runner.queueName }}{{- $_ := set $runner "queueName" . -}}{{- end -}}
+{{- with .Values.runner.priorityClassName }}{{- $_ := set $runner "priorityClassName" . -}}{{- end -}}
 {{- $defaults := dict "runner" $runner -}}
 {{- if .Values.storage.bucket -}}
 {{- $_ := set $defaults "storage" (dict "bucket" .Values.storage.bucket) -}}
@@ -45,4 +47,14 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Why a group waits: its pod's scheduling, image pull and container states.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+{{- if .Values.kueue.enabled }}
+# Why a queued Job waits: its Kueue Workload's quota condition.
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["list"]
+{{- end }}
 {{- end }}

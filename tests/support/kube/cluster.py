@@ -148,10 +148,12 @@ class OperatorProcess:
         self.cluster = cluster
         self.log_path = cluster.workdir / f"{name}.log"
         self.liveness_port = free_port()
+        self.metrics_port = free_port()
         self.env = {
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),
             "FLUXAUDIT_RECONCILE_SECONDS": "1",
+            "FLUXAUDIT_METRICS_PORT": str(self.metrics_port),
             "PYTHONUNBUFFERED": "1",
             **env,
         }
