@@ -71,6 +71,8 @@ class ExitCode(IntEnum):
     INVALID_SPEC = 2
     #: the audit's input is unusable (missing image, bad GGUF, a spec changed under a run).
     BAD_INPUT = 3
+    #: ``fluxaudit compare``: the second audit regressed beyond the thresholds (for CI gates).
+    REGRESSION = 4
 
 
 #: exit codes no retry can fix: the Job fails at once instead of retrying.

@@ -102,3 +102,11 @@ class RunLayout:
     @property
     def latency_chart(self) -> str:
         return self._path("latency.png")
+
+    @property
+    def report_csv(self) -> str:
+        return self._path("report.csv")
+
+    @property
+    def report_html(self) -> str:
+        return self._path("report.html")

@@ -71,6 +71,12 @@ def where(storage: Storage, path: str, hours: float) -> str:
     return storage.signed_url(path, hours) if storage.signed_urls_expire else storage.location(path)
 
 
+def report_to_open(storage: Storage, paths: dict[str, str]) -> str:
+    """What to hand a person: in a bucket, the self-contained report.html (a browser opens its signed
+    link; REPORT.md's relative picture links need the folder); locally, REPORT.md beside its pictures."""
+    return paths["html"] if storage.signed_urls_expire else paths["report"]
+
+
 def explain_failure(exc: FluxAuditError, doing: str) -> ExitCode:
     """Print why ``doing`` (e.g. "run this audit") stopped and return the exit code its type calls for:
     credentials and other permanent causes 3 (no retry helps), outages and other transient ones 1."""

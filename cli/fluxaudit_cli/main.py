@@ -21,6 +21,7 @@ from rich.markup import escape
 from fluxaudit.contract import Env, ExitCode
 from fluxaudit.spec import GPU_DEFAULT_REPEATS, FluxAudit, parse_document
 
+from .comparing import compare_command
 from .console import console, load_or_exit, setup_logging
 from .running import run_audit_command
 from .targets import report_command
@@ -93,6 +94,32 @@ def report(target: str, out: str | None, run_id: str | None) -> None:
     through the run's stored spec.json, or a spec FILE (then --out DIR).
     """
     sys.exit(report_command(target, out, run_id))
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@click.option(
+    "--max-slowdown",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Fail when B is slower than A by more than this share, beyond the noise (95% interval).",
+)
+@click.option(
+    "--max-psnr-drop",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Fail when a cell's whole-image PSNR against its reference drops by more than this (dB).",
+)
+def compare(a: str, b: str, max_slowdown: float, max_psnr_drop: float) -> None:
+    """Compare audit B with baseline A: step time and quality per quant, guidance and seed.
+
+    A and B are report.json files, run folders, output folders holding one run, or gs://BUCKET/PREFIX/RUN_ID.
+    Exit 4 on a regression beyond the thresholds (for CI), 0 otherwise.
+    """
+    sys.exit(compare_command(a, b, max_slowdown, max_psnr_drop))
 
 
 @main.command()

@@ -15,7 +15,7 @@ from fluxaudit.results import Partial
 from fluxaudit.spec import FluxAudit
 from fluxaudit.storage import CredentialsError, open_storage
 
-from .console import console, explain_failure, where
+from .console import console, explain_failure, report_to_open, where
 
 
 def run_audit_command(
@@ -64,7 +64,7 @@ def run_audit_command(
     elapsed = time.perf_counter() - start
     if outcome.report is not None:
         summary = outcome.report.json["summary"]
-        report_path = where(storage, outcome.report.paths["report"], audit.spec.storage.signed_url_hours)
+        report_path = where(storage, report_to_open(storage, outcome.report.paths), audit.spec.storage.signed_url_hours)
         console.print(
             f"[bold]{'done' if outcome.ok else 'finished with failures'}[/bold] in {elapsed:.1f} s: "
             f"{len(labels) - len(outcome.failures)}/{len(labels)} groups complete; recommended quant "

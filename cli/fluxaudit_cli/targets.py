@@ -19,7 +19,7 @@ from fluxaudit.report import build_report
 from fluxaudit.spec import FluxAudit, SpecError, parse_document
 from fluxaudit.storage import LocalStorage, NotFound, Storage, open_bucket
 
-from .console import console, explain_failure, load_or_exit, where
+from .console import console, explain_failure, load_or_exit, report_to_open, where
 
 
 def _find_runs(root: Path) -> list[Path]:
@@ -90,5 +90,5 @@ def _report(target: str, out: str | None, run_id: str | None) -> int:
     else:
         audit, storage = load_or_exit(target), LocalStorage(out or "fluxaudit-out")
     built = build_report(audit, storage)
-    click.echo(where(storage, built.paths["report"], audit.spec.storage.signed_url_hours))
+    click.echo(where(storage, report_to_open(storage, built.paths), audit.spec.storage.signed_url_hours))
     return ExitCode.OK if built.data.complete else ExitCode.GROUPS_FAILED

@@ -1,8 +1,8 @@
 """Build the audit report from stored partials: the one place both modes share.
 
 ``build_report`` is the thin I/O shell: read partials and images from storage, call
-the pure builders (``model`` → ``decisions`` → ``data``), write REPORT.md, report.json
-and the pictures back.
+the pure builders (``model`` → ``decisions`` → ``data``), write REPORT.md (relative links), report.html (self-contained),
+report.csv, the pictures and, last, report.json back.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,9 @@ from ..run_folder import partials_of
 from ..spec import FluxAudit
 from ..storage import NotFound, Storage
 from .data import ReportData, build_report_data, report_json
+from .export import cells_csv
 from .figures import contact_sheet, diff_sheet, drift_chart, latency_chart
+from .html import data_uri, render_html
 from .markdown import Figures, render_markdown
 
 __all__ = ["BuiltReport", "ReportData", "build_report", "read_partials"]
@@ -74,19 +77,23 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     storage.write_bytes(layout.latency_chart, latency_chart(data), "image/png")
     storage.write_bytes(layout.drift_chart, drift_chart(data), "image/png")
 
-    def link(path: str) -> str:
-        return storage.link(path, layout.root, audit.spec.storage.signed_url_hours)
+    def relative(path: str) -> str:  # REPORT.md reads from the run folder, a bucket or a checkout alike
+        return posixpath.relpath(path, layout.root)
 
-    figures = Figures(
-        contact_sheet=link(layout.contact_sheet),
-        diff_sheet=link(layout.diff_sheet),
-        drift=link(layout.drift_chart),
-        latency=link(layout.latency_chart),
+    @functools.cache
+    def embedded(path: str) -> str:
+        return data_uri(storage.read_bytes(path), thumbnail=path not in figure_paths)
+
+    figure_paths = (layout.contact_sheet, layout.diff_sheet, layout.drift_chart, layout.latency_chart)
+    markdown = render_markdown(data, relative, Figures(*map(relative, figure_paths)))
+    page = render_html(
+        render_markdown(data, embedded, Figures(*map(embedded, figure_paths))), f"FluxAudit — {audit.metadata.name}"
     )
-    markdown = render_markdown(data, link, figures)
     doc = report_json(data)
     storage.write_bytes(layout.report_md, markdown.encode(), "text/markdown; charset=utf-8")
-    storage.write_bytes(
+    storage.write_bytes(layout.report_html, page.encode(), "text/html; charset=utf-8")
+    storage.write_bytes(layout.report_csv, cells_csv(doc).encode(), "text/csv; charset=utf-8")
+    storage.write_bytes(  # last: its presence is what "the report is ready" means to the operator
         layout.report_json,
         json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode(),
         "application/json",
@@ -97,7 +104,9 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
         markdown=markdown,
         paths={
             "report": layout.report_md,
+            "html": layout.report_html,
             "json": layout.report_json,
+            "csv": layout.report_csv,
             "contactSheet": layout.contact_sheet,
             "latency": layout.latency_chart,
             "diffSheet": layout.diff_sheet,

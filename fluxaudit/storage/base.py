@@ -83,11 +83,6 @@ class Storage(ABC):
         """Every object path under ``prefix`` (a folder path), sorted."""
 
     @abstractmethod
-    def link(self, path: str, from_dir: str, expiry_hours: float) -> str:
-        """How REPORT.md in ``from_dir`` refers to ``path``: relative locally, signed URLs
-        (valid ``expiry_hours``) in the cloud."""
-
-    @abstractmethod
     def location(self, path: str) -> str:
         """Where the object is, as a person names it: a filesystem path or ``gs://bucket/path``."""
 

@@ -193,9 +193,6 @@ class FirebaseStorage(Storage):
             "list", prefix, lambda: sorted(b.name for b in self._bucket.list_blobs(prefix=folder, retry=None))
         )
 
-    def link(self, path: str, from_dir: str, expiry_hours: float = 72) -> str:
-        return self.signed_url(path, expiry_hours)
-
     def location(self, path: str) -> str:
         return f"gs://{self.bucket_name}/{self.checked(path)}"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import posixpath
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -63,9 +62,6 @@ class LocalStorage(Storage):
         return sorted(
             p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
         )
-
-    def link(self, path: str, from_dir: str, expiry_hours: float = 0) -> str:
-        return posixpath.relpath(self.checked(path), from_dir)
 
     @contextlib.contextmanager
     def writer_lock(self, folder: str, name: str = "run") -> Iterator[None]:

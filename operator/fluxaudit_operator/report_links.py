@@ -38,13 +38,15 @@ def needs_signing(status: dict[str, Any], now: datetime, lifetime_hours: float, 
 
 
 def report_fields(audit: FluxAudit, storage: Storage, now: datetime) -> dict[str, Any]:
-    """reportPath (no secret in it), a freshly signed reportURL with its expiry, and the report's summary."""
+    """reportPath (REPORT.md; no secret in it), a freshly signed reportURL of report.html with its expiry, and
+    the report's summary."""
     layout = _layout(audit)
     summary = storage.read_json(layout.report_json).get("summary", {})
     hours = audit.spec.storage.signed_url_hours
     return {
         "reportPath": storage.location(layout.report_md),
         "summary": {k: summary.get(k) for k in SUMMARY_KEYS if summary.get(k) is not None},
-        "reportURL": storage.signed_url(layout.report_md, hours),
+        # the self-contained page: its pictures are embedded, so no other object's link can expire under it
+        "reportURL": storage.signed_url(layout.report_html, hours),
         "reportURLExpiresAt": timestamp(now + timedelta(hours=hours)) if storage.signed_urls_expire else None,
     }

@@ -40,6 +40,8 @@ from .measure import memory_in_use, return_freed_host_memory
 from .pipeline_inputs import PreparedInputs, prepare_inputs
 
 log = logging.getLogger("fluxaudit.runner")
+#: a phase that should take seconds to a few minutes: past this, the log gets every thread's stack.
+STALL_STACKS_SECONDS = 600.0
 
 ProgressFn = Callable[[Partial], None]
 
@@ -179,7 +181,7 @@ class GroupRunner:
                 self._sweep(partial, loaded, inputs)
                 # 9. compile check
                 if runs_compile_check(self.audit, self.label) and partial.compile_check is None:
-                    with phase("compile_check", self.label):
+                    with phase("compile_check", self.label, stacks_after=STALL_STACKS_SECONDS):
                         partial.compile_check = compile_check.run_check(
                             loaded, inputs, self.spec, self.device, self.label, warm.transformer_inputs, plan.backend
                         )

@@ -195,6 +195,8 @@ def test_runner_and_report_end_to_end_on_firebase(
         "Q4_0_gs2.png",
         "Q8_0_gs2.png",
         "REPORT.md",
+        "report.html",
+        "report.csv",
         "report.json",
         "contact_sheet.png",
         "diff_sheet.png",
@@ -204,12 +206,13 @@ def test_runner_and_report_end_to_end_on_firebase(
     ):
         assert f"{root}/{expected}" in names, expected
     md = store.read_bytes(f"{root}/REPORT.md").decode()
-    links = re.findall(r"\]\((https://storage\.googleapis\.com/[^)]+)\)", md)
-    assert len(links) >= 6  # 2 cell images + 4 figures, every one signed
-    for url in links:
-        params = verify_v4_url(url, key.public)
-        assert params["X-Goog-Expires"] == str(24 * 3600)
-    assert "private_key" not in md and "test-token" not in md
+    # REPORT.md links its pictures relative to itself (readable from the bucket or a copy of the folder),
+    # so no link in it expires; report.html embeds them, and its own signed link is what people open.
+    links = re.findall(r"\]\(([^)]+\.png)\)", md)
+    assert len(links) >= 6 and all("/" not in link and ":" not in link for link in links), links
+    page = store.read_bytes(f"{root}/report.html").decode()
+    assert page.count('src="data:image/') >= 6 and "storage.googleapis.com" not in page
+    assert "private_key" not in md and "test-token" not in md and "private_key" not in page
 
     # The report rebuilds from the bucket alone (its stored spec.json), and the CLI prints a signed link.
     from click.testing import CliRunner
@@ -221,7 +224,7 @@ def test_runner_and_report_end_to_end_on_firebase(
     res = CliRunner().invoke(main, ["report", f"gs://{BUCKET}/{root}"])
     assert res.exit_code == 0, res.output
     url = res.output.strip().splitlines()[-1]
-    assert url.startswith(f"https://storage.googleapis.com/{BUCKET}/{root}/REPORT.md?")
+    assert url.startswith(f"https://storage.googleapis.com/{BUCKET}/{root}/report.html?")
     verify_v4_url(url, key.public)
 
 

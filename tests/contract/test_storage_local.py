@@ -41,7 +41,6 @@ def test_round_trip_list_overwrite(tmp_path: Path) -> None:
     assert s.read_json_or_none("audit/r/partials/missing.json") is None
     with pytest.raises(NotFound):
         s.read_bytes("audit/r/missing")
-    assert s.link("audit/r/a.png", "audit/r") == "a.png"
     with pytest.raises(UnsafePathError):
         s.write_bytes("../escape", b"x")
     assert not (tmp_path.parent / "escape").exists()

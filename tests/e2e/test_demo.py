@@ -83,3 +83,11 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert rebuilt.stdout.strip() == str(run_dir / "REPORT.md")
     assert {n: (run_dir / n).read_bytes() for n in before} == before
+
+    # Two runs of the same audit compare clean: identical images, step times within the noise of a
+    # shared 2-core machine (the threshold is wide: this checks the plumbing, test_compare the rule).
+    compared = run_cli("compare", str(tmp_path / "o1"), str(tmp_path / "o2"), "--max-slowdown", "1.0")
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    assert "no regression" in compared.stderr
+    rows = (run_dir / "report.csv").read_text().splitlines()
+    assert rows[0].startswith("quant,guidance,seed,secondsPerStep") and len(rows) == 1 + 20

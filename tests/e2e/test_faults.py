@@ -259,6 +259,7 @@ def test_storage_outage_for_a_while_and_no_secret_in_any_log_or_event(
     assert abs(expires - (datetime.now(UTC) + timedelta(hours=72))) < timedelta(minutes=5)
     assert final["reportPath"] == f"gs://{BUCKET}/audit/{NS}/{run_id}/REPORT.md"
     assert "Q8\\_0" in store.read_bytes(f"audit/{NS}/{run_id}/REPORT.md").decode()
+    assert urlparse(final["reportURL"]).path == f"/{BUCKET}/audit/{NS}/{run_id}/report.html"  # the page, signed
     # No credential, token or signature anywhere a cluster user can read logs or Events.
     texts = [operator_log] + [p.read_text(errors="replace") for p in (cluster.workdir / "pods").glob("*.log")]
     texts += [f"{e.reason} {e.message}" for e in events]

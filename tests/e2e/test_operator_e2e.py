@@ -170,7 +170,7 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
     assert conditions["Stalled"]["status"] == "False"
     assert status["summary"]["recommendedQuant"] in ("Q4_0", "Q5_K_S", "Q8_0")
     report = Path(status["reportPath"])
-    assert report.is_file() and status["reportURL"] == report.resolve().as_uri()
+    assert report.is_file() and status["reportURL"] == (report.parent / "report.html").resolve().as_uri()
     text = report.read_text()
     assert "Q5_K_S" in text and status["summary"]["recommendedQuant"] in text
     assert events.count("JobCreated") == 3 and "AuditSucceeded" in events, events

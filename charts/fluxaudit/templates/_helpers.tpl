@@ -10,7 +10,7 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{- define "fluxaudit.operatorImage" -}}
-{{ .Values.operator.image.repository }}:{{ .Values.operator.image.tag | default .Chart.AppVersion }}
+{{ .Values.operator.image.repository }}:{{ .Values.operator.image.tag | default .Chart.AppVersion }}{{ with .Values.operator.image.digest }}@{{ . }}{{ end }}
 {{- end }}
 
 {{/* Namespaces that get the runner's ServiceAccount. */}}
@@ -21,7 +21,9 @@ app.kubernetes.io/component: operator
 
 {{/* What every FluxAudit gets unless it says otherwise (FLUXAUDIT_SPEC_DEFAULTS). */}}
 {{- define "fluxaudit.specDefaults" -}}
-{{- $runner := dict "image" (printf "%s:%s" .Values.runner.image.repository (.Values.runner.image.tag | default .Chart.AppVersion)) "nodeSelector" .Values.runner.nodeSelector "tolerations" .Values.runner.tolerations "resources" .Values.runner.resources -}}
+{{- $runnerImage := printf "%s:%s" .Values.runner.image.repository (.Values.runner.image.tag | default .Chart.AppVersion) -}}
+{{- with .Values.runner.image.digest }}{{- $runnerImage = printf "%s@%s" $runnerImage . -}}{{- end -}}
+{{- $runner := dict "image" $runnerImage "nodeSelector" .Values.runner.nodeSelector "tolerations" .Values.runner.tolerations "resources" .Values.runner.resources -}}
 {{- with .Values.runner.queueName }}{{- $_ := set $runner "queueName" . -}}{{- end -}}
 {{- with .Values.runner.priorityClassName }}{{- $_ := set $runner "priorityClassName" . -}}{{- end -}}
 {{- $defaults := dict "runner" $runner -}}
