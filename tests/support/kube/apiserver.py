@@ -264,12 +264,17 @@ class ApiServer(kmock.KubernetesEmulator):
         *,
         namespaced: bool = True,
         schema: dict[str, Any] | None = None,
+        shortnames: tuple[str, ...] = (),
+        categories: tuple[str, ...] = (),
     ) -> None:
         """A custom resource; with its CRD's ``openAPIV3Schema``, creates and updates are
         validated as kube-apiserver validates them (schema, list types, ``self == oldSelf``)."""
         rkey = f"{group}/{version}/{plural}"
         self.resources[rkey] = kmock.ResourceInfo(
             kind=kind,
+            singular=kind.lower(),
+            shortnames=set(shortnames),
+            categories=set(categories),
             namespaced=namespaced,
             verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
             subresources={"status"},
@@ -393,6 +398,15 @@ class ApiServer(kmock.KubernetesEmulator):
 
     # ---- HTTP --------------------------------------------------------------------------
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path.rstrip("/")
+        if path.startswith("/openapi/v3"):
+            return self._openapi(path.removeprefix("/openapi/v3").strip("/"))
+        if namespace := re.fullmatch(r"/api/v1/namespaces/([^/]+)", path):
+            method = request.method.value if request.method else "GET"
+            return await self._namespaces(method, namespace.group(1), request.data, request.headers)
+        if discovered := re.fullmatch(r"/api/(v1)|/apis/([^/]+)/([^/]+)", path):
+            core, group, version = discovered.groups()
+            return self._resource_list(group or "", core or version)
         res = request.resource
         if res is None or not res.plural or self._info(res) is None:
             return await super()._handle(request)
@@ -436,6 +450,95 @@ class ApiServer(kmock.KubernetesEmulator):
         except ValueError as exc:
             return _status(400, "BadRequest", str(exc))
         return _status(405, "MethodNotAllowed", f"{method} is not supported on {rkey}")
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kmock's URL parser takes /api/v1/namespaces for a namespace prefix and fails on it: served here.
+        if re.fullmatch(r"/api/v1/namespaces/?", raw_request.path) and raw_request.query.get("watch") != "true":
+            raw = await raw_request.read()
+            data = json.loads(raw) if raw else None
+            return await self._namespaces(raw_request.method, None, data, dict(raw_request.headers))
+        return await super().__call__(raw_request)
+
+    async def _namespaces(self, method: str, name: str | None, data: Any, headers: Any) -> aiohttp.web.Response:
+        """Namespaces: list, get, create (JSON, as ``kubectl apply`` sends it), delete."""
+        rkey = "/v1/namespaces"
+        verb = {"GET": "get" if name else "list", "POST": "create", "DELETE": "delete"}.get(method, method.lower())
+        self.served.append(Served(verb, "", "namespaces", None, name, headers.get("User-Agent", "")))
+        if method == "GET" and name is None:
+            items = sorted(self.objects_of(rkey), key=lambda o: o["metadata"]["name"])
+            meta = {"resourceVersion": str(self.revision)}
+            return aiohttp.web.json_response({"apiVersion": "v1", "kind": "NamespaceList", "metadata": meta,
+                                              "items": items})  # fmt: skip
+        if method == "GET":
+            obj = self.store.get((rkey, None, name or ""))
+            return aiohttp.web.json_response(obj) if obj else _status(404, "NotFound", f'namespaces "{name}" not found')
+        if method == "POST":
+            body = copy.deepcopy(data)
+            if not isinstance(body, dict) or not (body.get("metadata") or {}).get("name"):
+                return _status(400, "BadRequest", "a Namespace as a JSON object with metadata.name")
+            if (rkey, None, body["metadata"]["name"]) in self.store:
+                return _status(409, "AlreadyExists", f'namespaces "{body["metadata"]["name"]}" already exists')
+            body["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now())
+            body["status"] = {"phase": "Active"}
+            return aiohttp.web.json_response(await self.put_object(rkey, body), status=201)
+        if method == "DELETE" and name:
+            obj = await self.remove((rkey, None, name))
+            return aiohttp.web.json_response(obj) if obj else _status(404, "NotFound", f'namespaces "{name}" not found')
+        return _status(405, "MethodNotAllowed", f"{method} is not supported on namespaces")
+
+    def _resource_list(self, group: str, version: str) -> aiohttp.web.Response:
+        """Discovery of one group-version as kube-apiserver answers it: ``groupVersion`` "v1" for the core
+        group (kmock writes "/v1", which kubectl cannot map to a kind), and subresources without the
+        parent's short names and categories (else ``kubectl get ns`` sees ambiguous short names)."""
+        entries = []
+        for res, info in self.resources.items():
+            if (res.group or "") != group or res.version != version or not res.plural:
+                continue
+            base = {"kind": info.kind, "singularName": info.singular or res.plural, "namespaced": bool(info.namespaced)}
+            entries.append({**base, "name": res.plural, "shortNames": sorted(info.shortnames),
+                            "categories": sorted(info.categories), "verbs": sorted(info.verbs)})  # fmt: skip
+            for sub in sorted(info.subresources):
+                entries.append({**base, "name": f"{res.plural}/{sub}", "verbs": ["get", "patch", "update"]})
+        if not entries:
+            return _status(404, "NotFound", f"the server could not find the requested resource ({group}/{version})")
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": "v1",
+                "kind": "APIResourceList",
+                "groupVersion": f"{group}/{version}".lstrip("/"),
+                "resources": entries,
+            }
+        )
+
+    def _openapi(self, group_version: str) -> aiohttp.web.Response:
+        """OpenAPI v3 as far as kubectl reads it: the index of group-versions, and per group-version one
+        PATCH operation per kind that accepts ``fieldValidation`` — which tells kubectl the server
+        validates fields itself (it does: ``_invalid``), so kubectl needs no client-side schemas."""
+        gvs: dict[str, list[tuple[Any, Any]]] = {}
+        for res, info in self.resources.items():
+            if info.kind:
+                prefix = f"apis/{res.group}/{res.version}" if res.group else f"api/{res.version}"
+                gvs.setdefault(prefix, []).append((res, info))
+        if not group_version:
+            return aiohttp.web.json_response(
+                {"paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash={self.revision}"} for gv in gvs}}
+            )
+        if group_version not in gvs:
+            return _status(404, "NotFound", f"no OpenAPI document for {group_version}")
+        paths = {}
+        for res, info in gvs[group_version]:
+            scope = "namespaces/{namespace}/" if info.namespaced else ""
+            gvk = {"group": res.group or "", "version": res.version, "kind": info.kind}
+            paths[f"/{group_version}/{scope}{res.plural}/{{name}}"] = {
+                "patch": {
+                    "x-kubernetes-group-version-kind": gvk,
+                    "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+        return aiohttp.web.json_response(
+            {"openapi": "3.0.0", "info": {"title": "emulated", "version": "v"}, "paths": paths}
+        )
 
     def _select(self, request: kmock.Request, rkey: str) -> list[dict[str, Any]]:
         labels = label_matcher(request.params.get("labelSelector"))

@@ -58,7 +58,9 @@ class EmulatedCluster:
         from fluxaudit_operator.crd import build_crd
 
         schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        self.api.declare(API_GROUP, "v1alpha1", "fluxaudits", "FluxAudit", schema=schema)
+        names = build_crd()["spec"]["names"]
+        self.api.declare(API_GROUP, "v1alpha1", "fluxaudits", "FluxAudit", schema=schema,
+                         shortnames=tuple(names.get("shortNames", ())), categories=tuple(names.get("categories", ())))  # fmt: skip
         (workdir / "pods").mkdir(parents=True, exist_ok=True)
         self.executor = JobExecutor(self.api, workdir / "pods")
         self.run_pods = run_pods
