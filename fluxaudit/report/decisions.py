@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import quality
+from ..fill import fill_scores
 from ..results import CompileCheck
 from ..spec import UNQUANTIZED, FluxAuditSpec, QualitySpec
 from .base import ReportModel
@@ -40,6 +41,10 @@ class CellQuality(ReportModel):
     #: against the input image, outside the mask: what the user sees change where nothing should.
     psnr_outside_vs_input: float | None
     clipped_inside: float | None
+    #: the fill on its own terms, against the input's surroundings (``fluxaudit.fill``); no reference needed.
+    seam: float | None = None
+    colour_delta_e: float | None = None
+    texture_ratio: float | None = None
 
 
 class QuantVerdict(ReportModel):
@@ -115,11 +120,12 @@ def cell_quality(
             la, lb = read(cell.latents), read(ref.latents)
             if la is not None and lb is not None:
                 mad = quality.latent_mad(la, lb)
-    vs_input = clipped = None
+    vs_input = clipped = filled = None
     if img is not None and mask is not None:
         inside = quality.binary_mask(mask, img.shape[:2])
         if input_image is not None and input_image.shape == img.shape:
             vs_input = quality.psnr(img, input_image, ~inside)
+            filled = fill_scores(img, input_image, inside)
         clipped = quality.clipped_fraction(img, inside)
     return CellQuality(
         quant=cell.quant,
@@ -134,6 +140,9 @@ def cell_quality(
         latent_mad=mad,
         psnr_outside_vs_input=vs_input,
         clipped_inside=clipped,
+        seam=filled.seam if filled else None,
+        colour_delta_e=filled.colour_delta_e if filled else None,
+        texture_ratio=filled.texture_ratio if filled else None,
     )
 
 

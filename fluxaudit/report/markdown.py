@@ -81,6 +81,13 @@ def methodology() -> list[str]:
         "all pixels, inside the mask and outside it; SSIM (scikit-image, Gaussian window σ=1.5, averaged over "
         "the same regions); the mean absolute difference of the final packed latents. The mask and image are the "
         'ones the pipeline received (stored under inputs/). Identical pixels give PSNR = inf ("identical").',
+        "- Fill quality needs no reference: with the mask M, a band B of ±3 px around its boundary and a ring R "
+        "beyond it (6 % of the short side) on the input image: seam = mean |Sobel(G₂ ∗ Y)| of the result over B ÷ "
+        "the same of the input over R (Y luminance, G₂ a Gaussian of σ = 2 px); colour ΔE = CIE76 distance "
+        "between the mean CIELAB colour of the result over M and of the input over R; texture = std of the "
+        "high-pass luminance (Y − G₂ ∗ Y) of the result over M ÷ the same of the input over R. Known-answer "
+        "tests (tests/contract/test_fill.py) separate a continued surface from a hard seam (≥ 3× the seam), a "
+        "tint (≥ 3× the ΔE) and a pasted object or a smear (≥ 2× or ≤ ½ the texture).",
         "- The compile check runs after the timed matrix: `torch._dynamo.explain` on a 1-step pipeline call "
         "at a long side of at most 256 px (graphs and breaks do not depend on the size) and on the transformer "
         "alone with the inputs the pipeline passes it at the audit's size.",
@@ -102,6 +109,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: Figures) -> str:
         sections.fast_path(data),
         sections.utilisation(data),
         sections.quality_cells(data),
+        sections.fill_quality(data),
         sections.compile_check(data),
         methodology(),
     ]

@@ -251,6 +251,34 @@ def quality_cells(data: ReportData) -> list[str]:
     return lines + table(header, rows)
 
 
+def fill_quality(data: ReportData) -> list[str]:
+    """Every cell's fill against the input's own surroundings: what drift from a reference cannot say."""
+    cells = [c for c in data.decisions.cells if c.seam is not None]
+    if not cells:
+        return []
+    lines = [
+        "## Fill quality (no reference)",
+        "",
+        "Each cell's fill against the ring of the input image around the mask (formulas under Methodology): "
+        "a fill that continues its surroundings has seam ≈ 1, colour ΔE near 0 and texture ≈ 1; a visible edge "
+        "raises the seam, a tint raises ΔE, something painted in raises the texture and a smear lowers it.",
+        "",
+    ]
+    reference = data.decisions.reference
+    rows = [
+        [
+            esc(c.quant) + (" (reference)" if c.quant == reference else ""),
+            guidance_token(c.guidance),
+            str(c.seed),
+            f"{c.seam:.2f}",
+            "—" if c.colour_delta_e is None else f"{c.colour_delta_e:.1f}",
+            "—" if c.texture_ratio is None else f"{c.texture_ratio:.2f}",
+        ]
+        for c in cells
+    ]
+    return lines + table(["Quant", "Guidance", "Seed", "Seam", "Colour ΔE", "Texture"], rows)
+
+
 def compile_check(data: ReportData) -> list[str]:
     lines = ["## torch.compile check", ""]
     cc = data.compile_check

@@ -58,6 +58,7 @@ SECTIONS: dict[str, Callable[[ReportData], list[str]]] = {
     "fast_path": sections.fast_path,
     "utilisation": sections.utilisation,
     "quality_cells": sections.quality_cells,
+    "fill_quality": sections.fill_quality,
     "compile_check": sections.compile_check,
     "methodology": lambda d: methodology(),
 }
@@ -84,7 +85,7 @@ def test_whole_report_is_its_sections_in_order() -> None:
     md = render_markdown(data, _link, FIGURES)
     _check("REPORT.md", md)
     positions = [md.index(SECTIONS[name](data)[0]) for name in ("header", "answers", "pictures", "environment",
-                 "groups", "results_matrix", "per_quant", "fast_path", "utilisation", "quality_cells",
+                 "groups", "results_matrix", "per_quant", "fast_path", "utilisation", "quality_cells", "fill_quality",
                  "compile_check", "methodology")]  # fmt: skip
     assert positions == sorted(positions)
 
