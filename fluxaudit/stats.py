@@ -73,3 +73,27 @@ def ratio_interval(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], s
     low, high = np.percentile(ratios, [2.5, 97.5])
     ratio = float(np.median(np.concatenate(blocks_a)) / np.median(np.concatenate(blocks_b)))
     return RatioInterval(ratio, float(low), float(high), "steps" if by_steps else "images")
+
+
+@dataclass(frozen=True)
+class MedianInterval:
+    """The median of paired differences and its bootstrap 95 % interval (pairs resampled)."""
+
+    median: float
+    low: float
+    high: float
+    samples: int
+
+    @property
+    def covers_zero(self) -> bool:
+        return self.low <= 0.0 <= self.high
+
+
+def median_interval(values: Sequence[float], seed: int = SEED) -> MedianInterval:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no samples")
+    rng = np.random.default_rng(seed)
+    medians = np.median(arr[rng.integers(0, arr.size, size=(RESAMPLES, arr.size))], axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return MedianInterval(float(np.median(arr)), float(low), float(high), int(arr.size))

@@ -12,6 +12,7 @@ from ..results import Partial
 from ..spec import FluxAudit
 from .decisions import ArrayReader, Decisions, decide
 from .model import REPORT_SCHEMA_VERSION, Summaries, summarize
+from .paired import PairedComparisons, paired_comparisons
 
 
 class ReportData(Summaries):
@@ -20,6 +21,8 @@ class ReportData(Summaries):
     audit: FluxAudit = Field(exclude=True)
     run_id: str
     decisions: Decisions
+    #: the fill metrics compared like with like (quant vs reference, guidance vs the baseline guidance)
+    paired: PairedComparisons
 
     @property
     def complete(self) -> bool:
@@ -35,7 +38,8 @@ def build_report_data(
 ) -> ReportData:
     s = summarize(audit, partials)
     decisions = decide(audit.spec, s.groups, s.cells, s.compile_check, mask, input_image, read)
-    return ReportData(audit=audit, run_id=audit.run_id(), decisions=decisions, **dict(s))
+    paired = paired_comparisons(decisions.cells, decisions.reference)
+    return ReportData(audit=audit, run_id=audit.run_id(), decisions=decisions, paired=paired, **dict(s))
 
 
 def finite(obj: Any) -> Any:
@@ -75,6 +79,7 @@ def report_json(data: ReportData) -> dict[str, Any]:
                 "cells": [_dump(c) for c in d.cells],
                 "quants": [_dump(v) for v in d.verdicts],
                 "guidance": [_dump(r) for r in d.guidance_rows],
+                "paired": _dump(data.paired),
                 "notes": d.notes,
             },
             "summary": {

@@ -110,6 +110,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: Figures) -> str:
         sections.utilisation(data),
         sections.quality_cells(data),
         sections.fill_quality(data),
+        sections.paired_fill(data),
         sections.compile_check(data),
         methodology(),
     ]

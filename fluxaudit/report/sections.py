@@ -279,6 +279,37 @@ def fill_quality(data: ReportData) -> list[str]:
     return lines + table(["Quant", "Guidance", "Seed", "Seam", "Colour ΔE", "Texture"], rows)
 
 
+def paired_fill(data: ReportData) -> list[str]:
+    """The fill metrics like with like: each quant against the reference, each guidance against the baseline."""
+    p = data.paired
+    if not p.quants and not p.guidance:
+        return []
+    lines = [
+        "## Fill, paired",
+        "",
+        "Distance from a perfect continuation per metric (|ln seam|, colour ΔE, |ln texture|; lower is better), "
+        "compared cell by cell: each quant against the reference at the same guidance and seed, each guidance "
+        f"against {p.baseline_guidance:g} on the same quant and seed. Wins/ties/losses count the pairs (ties within "
+        "0.05 for the logarithms, 1.0 ΔE); the median paired difference (subject − baseline) has a bootstrap 95 % "
+        "interval: worse or better only when the whole interval lies beyond the tie tolerance, from 5 pairs up.",
+        "",
+    ]
+    header = ["Subject", "Baseline", "Metric", "Pairs", "Wins / ties / losses", "Median difference [95 %]", "Verdict"]
+    rows = [
+        [
+            esc(m.subject),
+            esc(m.baseline),
+            m.metric,
+            str(m.pairs),
+            f"{m.wins} / {m.ties} / {m.losses}",
+            f"{m.median:+.3g} [{m.low:+.3g}, {m.high:+.3g}]",
+            m.verdict,
+        ]
+        for m in [*p.quants, *p.guidance]
+    ]
+    return lines + table(header, rows)
+
+
 def compile_check(data: ReportData) -> list[str]:
     lines = ["## torch.compile check", ""]
     cc = data.compile_check

@@ -59,6 +59,7 @@ SECTIONS: dict[str, Callable[[ReportData], list[str]]] = {
     "utilisation": sections.utilisation,
     "quality_cells": sections.quality_cells,
     "fill_quality": sections.fill_quality,
+    "paired_fill": sections.paired_fill,
     "compile_check": sections.compile_check,
     "methodology": lambda d: methodology(),
 }
@@ -85,7 +86,7 @@ def test_whole_report_is_its_sections_in_order() -> None:
     md = render_markdown(data, _link, FIGURES)
     _check("REPORT.md", md)
     positions = [md.index(SECTIONS[name](data)[0]) for name in ("header", "answers", "pictures", "environment",
-                 "groups", "results_matrix", "per_quant", "fast_path", "utilisation", "quality_cells", "fill_quality",
+                 "groups", "results_matrix", "per_quant", "fast_path", "utilisation", "quality_cells", "fill_quality", "paired_fill",
                  "compile_check", "methodology")]  # fmt: skip
     assert positions == sorted(positions)
 
