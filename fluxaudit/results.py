@@ -144,6 +144,8 @@ class Cell(_Schema):
     image_sha256: str | None
     latents: str | None = None
     finished_at: str
+    #: CLIP's probability that the fill reads as an object rather than the prompt (first repeat only).
+    hallucination: float | None = None
 
     @property
     def key(self) -> tuple[float, int, int]:
@@ -225,6 +227,9 @@ class Partial(_Schema):
     calibration: Calibration | None = None
     #: which runtime the sweep's cells timed: stock diffusers, or the fast path.
     sweep_runtime: Literal["stock", "fastPath"] | None = None
+    #: the CLIP checkpoint behind each cell's hallucination score, or why there is none.
+    hallucination_model: str | None = None
+    hallucination_note: str | None = None
     stock_sample: StockSample | None = None
     cells: list[Cell] = Field(default_factory=list)
     cells_total: int

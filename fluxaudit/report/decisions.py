@@ -42,6 +42,8 @@ class CellQuality(ReportModel):
     psnr_outside_vs_input: float | None
     clipped_inside: float | None
     #: the fill on its own terms, against the input's surroundings (``fluxaudit.fill``); no reference needed.
+    #: CLIP's probability that the fill is an object rather than the prompt (runner-side, ``quality.clipModel``)
+    hallucination: float | None = None
     seam: float | None = None
     colour_delta_e: float | None = None
     texture_ratio: float | None = None
@@ -140,6 +142,7 @@ def cell_quality(
         latent_mad=mad,
         psnr_outside_vs_input=vs_input,
         clipped_inside=clipped,
+        hallucination=cell.hallucination,
         seam=filled.seam if filled else None,
         colour_delta_e=filled.colour_delta_e if filled else None,
         texture_ratio=filled.texture_ratio if filled else None,
@@ -320,6 +323,7 @@ def _notes(mask: np.ndarray | None, groups: list[GroupSummary], reference: str |
             f"{reference} is the reference and one of the candidates: it passes against itself by definition, so it "
             "is not recommended on that basis (reference: bf16 measures every quant against the unquantized weights)"
         )
+    notes += sorted({g.hallucination_note for g in groups if g.hallucination_note})
     calibrated = {g.label: g.calibration.tflops_median for g in groups if g.calibration is not None}
     flag = calibration_note(calibrated)
     if flag:

@@ -9,7 +9,7 @@ from typing import Any
 
 TIMING = ("secondsPerStep", "wallSeconds", "cudaSeconds", "peakMemoryBytes", "repeats", "image")
 QUALITY = ("psnrWhole", "psnrInside", "psnrOutside", "ssimWhole", "ssimInside", "ssimOutside", "latentMad",
-           "psnrOutsideVsInput", "clippedInside", "seam", "colourDeltaE", "textureRatio")  # fmt: skip
+           "psnrOutsideVsInput", "clippedInside", "seam", "colourDeltaE", "textureRatio", "hallucination")  # fmt: skip
 COLUMNS = ("quant", "guidance", "seed", *TIMING, *QUALITY)
 
 

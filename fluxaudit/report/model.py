@@ -36,6 +36,7 @@ class CellSummary(ReportModel):
     image: str | None
     image_sha256: str | None
     latents: str | None
+    hallucination: float | None = None
 
 
 class GroupSummary(ReportModel):
@@ -57,6 +58,8 @@ class GroupSummary(ReportModel):
     #: FLOPs per step, achieved TFLOP/s at the median step, fraction of the GPU's bf16 peak.
     utilisation: Utilisation | None = None
     #: what the transformer ran with (dequant kernels, regional compile, compile time, cache).
+    #: why the group's cells have no hallucination score (CLIP switched off or not loadable), if so.
+    hallucination_note: str | None = None
     fast_path: FastPath | None = None
     #: where the weights lived and why; the device's calibration matmul; step times per runtime.
     placement: Placement | None = None
@@ -108,6 +111,7 @@ def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
                 image=first.image,
                 image_sha256=first.image_sha256,
                 latents=first.latents,
+                hallucination=first.hallucination,
             )
         )
     return out
@@ -141,6 +145,7 @@ def _group(label: str, file: str, p: Partial, audit: FluxAudit, summaries: list[
         cleanup=p.cleanup,
         utilisation=_utilisation(p, audit, summaries),
         fast_path=p.fast_path,
+        hallucination_note=p.hallucination_note,
         placement=p.placement,
         calibration=p.calibration,
         timings=runtime_timings(p),

@@ -2,7 +2,7 @@
 difference with its bootstrap 95 % interval (pure).
 
 Each metric is turned into a *distance from a perfect continuation* (lower is better): |ln seam|,
-colour ΔE, |ln texture|.  A quant is compared with the reference cell by cell — same guidance, seed
+colour ΔE, |ln texture|, and CLIP's hallucination probability.  A quant is compared with the reference cell by cell — same guidance, seed
 (and input) — and a guidance with the baseline guidance (30, the official value, when audited) on every
 quant and seed.  A difference inside the metric's tie tolerance is a tie; "worse" or "better" only when
 the whole 95 % interval of the median difference lies beyond the tolerance (the timing rule's logic),
@@ -25,6 +25,7 @@ METRICS: dict[str, tuple[Callable[[CellQuality], float | None], float]] = {
     "seam": (lambda c: None if c.seam is None else abs(math.log(max(c.seam, 1e-6))), 0.05),
     "colourDeltaE": (lambda c: c.colour_delta_e, 1.0),
     "texture": (lambda c: None if c.texture_ratio is None else abs(math.log(max(c.texture_ratio, 1e-6))), 0.05),
+    "hallucination": (lambda c: c.hallucination, 0.05),
 }
 #: fewer pairs than this give no verdict: a bootstrap over a handful of pairs is no interval.
 MIN_PAIRS = 5

@@ -253,7 +253,7 @@ def quality_cells(data: ReportData) -> list[str]:
 
 def fill_quality(data: ReportData) -> list[str]:
     """Every cell's fill against the input's own surroundings: what drift from a reference cannot say."""
-    cells = [c for c in data.decisions.cells if c.seam is not None]
+    cells = [c for c in data.decisions.cells if c.seam is not None or c.hallucination is not None]
     if not cells:
         return []
     lines = [
@@ -261,7 +261,9 @@ def fill_quality(data: ReportData) -> list[str]:
         "",
         "Each cell's fill against the ring of the input image around the mask (formulas under Methodology): "
         "a fill that continues its surroundings has seam ≈ 1, colour ΔE near 0 and texture ≈ 1; a visible edge "
-        "raises the seam, a tint raises ΔE, something painted in raises the texture and a smear lowers it.",
+        "raises the seam, a tint raises ΔE, something painted in raises the texture and a smear lowers it. "
+        "Hallucination is CLIP's probability (quality.clipModel) that the fill's crop shows one of "
+        "quality.objectPrompts rather than the prompt: 0 reads as the prompt, towards 1 as an object.",
         "",
     ]
     reference = data.decisions.reference
@@ -270,13 +272,14 @@ def fill_quality(data: ReportData) -> list[str]:
             esc(c.quant) + (" (reference)" if c.quant == reference else ""),
             guidance_token(c.guidance),
             str(c.seed),
-            f"{c.seam:.2f}",
+            "—" if c.seam is None else f"{c.seam:.2f}",
             "—" if c.colour_delta_e is None else f"{c.colour_delta_e:.1f}",
             "—" if c.texture_ratio is None else f"{c.texture_ratio:.2f}",
+            "—" if c.hallucination is None else f"{c.hallucination:.2f}",
         ]
         for c in cells
     ]
-    return lines + table(["Quant", "Guidance", "Seed", "Seam", "Colour ΔE", "Texture"], rows)
+    return lines + table(["Quant", "Guidance", "Seed", "Seam", "Colour ΔE", "Texture", "Hallucination"], rows)
 
 
 def paired_fill(data: ReportData) -> list[str]:
@@ -287,10 +290,11 @@ def paired_fill(data: ReportData) -> list[str]:
     lines = [
         "## Fill, paired",
         "",
-        "Distance from a perfect continuation per metric (|ln seam|, colour ΔE, |ln texture|; lower is better), "
+        "Distance from a perfect continuation per metric (|ln seam|, colour ΔE, |ln texture|, hallucination "
+        "probability; lower is better), "
         "compared cell by cell: each quant against the reference at the same guidance and seed, each guidance "
         f"against {p.baseline_guidance:g} on the same quant and seed. Wins/ties/losses count the pairs (ties within "
-        "0.05 for the logarithms, 1.0 ΔE); the median paired difference (subject − baseline) has a bootstrap 95 % "
+        "0.05 for the logarithms and the probability, 1.0 ΔE); the median paired difference (subject − baseline) has a bootstrap 95 % "
         "interval: worse or better only when the whole interval lies beyond the tie tolerance, from 5 pairs up.",
         "",
     ]

@@ -160,6 +160,11 @@ class InputSpec(_Model):
         return self.image_template.format(**values), self.mask_template.format(**values)
 
 
+#: things object removal must not paint back, as CLIP reads them.
+OBJECT_PROMPTS = ("an object", "a person", "an animal", "a vehicle", "a bag or a box", "a piece of furniture",
+                  "a bottle or a cup", "text or a sign")  # fmt: skip
+
+
 class QualitySpec(_Model):
     """Thresholds behind the report's recommendations (all stated in the report)."""
 
@@ -206,6 +211,24 @@ class QualitySpec(_Model):
             description="Flag a guidance whose outside-mask PSNR vs the input falls this far below the best guidance's.",
         ),
     ] = 3.0
+    clip_model: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$",
+            description="CLIP checkpoint on the hub (loaded like the FLUX weights) that scores hallucinated content: "
+            "its probability of objectPrompts over the fill prompt on the fill's crop. null: not measured.",
+        ),
+    ] = "openai/clip-vit-base-patch32"
+    object_prompts: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]],
+        Field(
+            min_length=1,
+            max_length=32,
+            description="What a fill should not look like (the hallucination score's alternatives to the prompt).",
+        ),
+    ] = Field(default_factory=lambda: list(OBJECT_PROMPTS))
 
 
 class CompileCheckSpec(_Model):

@@ -12,6 +12,7 @@ from typing import Any
 from fluxaudit.spec import DEFAULT_GUIDANCE, DEFAULT_PROMPT
 
 from .tiny.builder import DEMO_SIZE, TinyModel
+from .tiny.clip import TINY_CLIP_REPO
 
 DEMO_STEPS = 4
 
@@ -37,6 +38,8 @@ def demo_document(model: TinyModel, seed: int = 0, compile_check: bool = True) -
             "maxSequenceLength": 128,
             "dtype": "bfloat16",
             "compileCheck": {"enabled": compile_check, "quant": "Q8_0"},
+            # the tiny random CLIP: the hallucination score's path runs offline (its values mean nothing)
+            "quality": {"clipModel": TINY_CLIP_REPO},
         },
     }
 

@@ -34,6 +34,7 @@ from . import compile_check, environment, fastpath, gguf_kernels, loading, place
 from .calibration import calibrate
 from .errors import GroupInputError
 from .events import emit, phase
+from .hallucination import Scorer, load_scorer
 from .inference import WarmUp, stock_sample, timed_cell, warm_up
 from .loading import LoadedGroup
 from .measure import memory_in_use, return_freed_host_memory
@@ -123,6 +124,7 @@ class GroupRunner:
         self.gpu = self.device.type == "cuda"
         self.several_seeds = len(audit.spec.seeds) > 1
         self.set_aside_corrupt = set_aside_corrupt
+        self.scorer: Scorer | None = None
 
     def run(self) -> Partial:
         # 1. resume: a finished group is done; a foreign partial is refused before anything is written.
@@ -157,6 +159,9 @@ class GroupRunner:
             loaded = loading.load_group(self.spec, self.quant, self.device, plan, (inputs.height, inputs.width))
             try:
                 self._check_same_file(partial, loaded)
+                with phase("clip_load", self.label, model=self.spec.quality.clip_model or "none"):
+                    self.scorer, partial.hallucination_note = load_scorer(self.spec)
+                partial.hallucination_model = self.scorer.name if self.scorer else None
                 partial.placement = loaded.placement
                 partial.sweep_runtime = "fastPath" if fastpath.engaged(loaded.fast_path) else "stock"
                 # 4. calibrate: a fixed matmul, so groups on different nodes compare
@@ -261,12 +266,14 @@ class GroupRunner:
         emit("cell", self.label, guidance=guidance, seed=seed, repeat=repeat, seconds=round(timing.wall_seconds, 3),
              step_ms_median=round(1000 * float(np.median(timing.step_seconds)), 2) if timing.step_seconds else None,
              peak_bytes=peak.peak)  # fmt: skip
-        image_path = latents_path = image_sha = None
+        image_path = latents_path = image_sha = hallucination = None
         if repeat == 0:
             png = _png(result.images[0])
             image_path = self.layout.image(self.label, guidance, seed, self.several_seeds)
             self.storage.write_bytes(image_path, png, "image/png")
             image_sha = hashlib.sha256(png).hexdigest()
+            if self.scorer is not None:  # after the timing: it never enters a measured interval
+                hallucination = self.scorer.score(result.images[0], inputs.mask)
             if timing.final_latents is not None:
                 latents_path = self.layout.latents(self.label, guidance, seed, self.several_seeds)
                 self.storage.write_bytes(latents_path, _npy(timing.final_latents.numpy()), "application/octet-stream")
@@ -283,6 +290,7 @@ class GroupRunner:
             image_sha256=image_sha,
             latents=latents_path,
             finished_at=timestamp(),
+            hallucination=hallucination,
         )
 
     def _release(self, loaded: LoadedGroup) -> Cleanup:
@@ -290,6 +298,7 @@ class GroupRunner:
         before = memory_in_use(self.device)
         compiled = loaded.fast_path.compile == "regional"
         loaded.release()
+        self.scorer = None
         if compiled:
             torch.compiler.reset()  # compiled graphs reference the blocks: without this the weights stay
         gc.collect()

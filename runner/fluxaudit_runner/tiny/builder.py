@@ -28,7 +28,7 @@ DEMO_SIZE = 128
 #: file names follow the public repo's pattern, so the spec's defaults only swap repo ids.
 GGUF_FILES = {label: f"flux1-fill-tiny-{label}.gguf" for label in QUANT_TYPES}
 MARKER = "fluxaudit-tiny.json"
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3  # 3: the tiny CLIP for the hallucination score
 
 _T5_CORPUS = (
     "empty ground nothing here just the natural ground surface continuing seamlessly\n"
@@ -337,6 +337,11 @@ def build_tiny_model(root: Path, seed: int = 0, force: bool = False) -> TinyMode
         for label, filename in GGUF_FILES.items():
             write_transformer_gguf(state_dict, label, ggufs / filename)
         publish_folder(hub_cache, TINY_GGUF_REPO, ggufs)
+
+        from .clip import TINY_CLIP_REPO, save_clip_repo
+
+        save_clip_repo(work / "clip", seed)
+        publish_folder(hub_cache, TINY_CLIP_REPO, work / "clip")
 
     image, mask = demo_image_and_mask()
     model.image.parent.mkdir(parents=True, exist_ok=True)
