@@ -104,6 +104,10 @@ class RunLayout:
         return self._path("latency.png")
 
     @property
+    def fill_chart(self) -> str:
+        return self._path("fill.png")
+
+    @property
     def report_csv(self) -> str:
         return self._path("report.csv")
 

@@ -25,7 +25,7 @@ from ..spec import FluxAudit
 from ..storage import NotFound, Storage
 from .data import ReportData, build_report_data, report_json
 from .export import cells_csv
-from .figures import contact_sheet, diff_sheet, drift_chart, latency_chart
+from .figures import contact_sheet, diff_sheet, drift_chart, fill_chart, latency_chart
 from .html import data_uri, render_html
 from .markdown import Figures, render_markdown
 
@@ -76,6 +76,7 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     storage.write_bytes(layout.diff_sheet, diff_sheet(data, read), "image/png")
     storage.write_bytes(layout.latency_chart, latency_chart(data), "image/png")
     storage.write_bytes(layout.drift_chart, drift_chart(data), "image/png")
+    storage.write_bytes(layout.fill_chart, fill_chart(data), "image/png")
 
     def relative(path: str) -> str:  # REPORT.md reads from the run folder, a bucket or a checkout alike
         return posixpath.relpath(path, layout.root)
@@ -84,7 +85,13 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     def embedded(path: str) -> str:
         return data_uri(storage.read_bytes(path), thumbnail=path not in figure_paths)
 
-    figure_paths = (layout.contact_sheet, layout.diff_sheet, layout.drift_chart, layout.latency_chart)
+    figure_paths = (
+        layout.contact_sheet,
+        layout.diff_sheet,
+        layout.drift_chart,
+        layout.latency_chart,
+        layout.fill_chart,
+    )
     markdown = render_markdown(data, relative, Figures(*map(relative, figure_paths)))
     page = render_html(
         render_markdown(data, embedded, Figures(*map(embedded, figure_paths))), f"FluxAudit — {audit.metadata.name}"
@@ -111,5 +118,6 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
             "latency": layout.latency_chart,
             "diffSheet": layout.diff_sheet,
             "drift": layout.drift_chart,
+            "fill": layout.fill_chart,
         },
     )

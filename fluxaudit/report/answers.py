@@ -18,6 +18,7 @@ class Figures:
     diff_sheet: str
     drift: str
     latency: str
+    fill: str
 
 
 FIGURE_CAPTIONS = {
@@ -25,6 +26,8 @@ FIGURE_CAPTIONS = {
     "diff_sheet": "|image − reference| per pixel, quant rows × guidance columns, one colour scale for all tiles",
     "drift": "Drift against the reference across guidance (PSNR, higher is closer)",
     "latency": "Step time per quant and runtime (box: quartiles, whiskers: p10–p90)",
+    "fill": "Fill quality per quant across guidance, no reference needed (median over seeds; bars: its bootstrap "
+    "95 % interval)",
 }
 
 

@@ -189,3 +189,54 @@ def latency_chart(data: ReportData) -> bytes:
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+#: the fill metrics charted, with their axis labels and the value a perfect continuation has.
+FILL_PANELS = (
+    ("seam", "seam (≈1 seamless)", 1.0),
+    ("colour_delta_e", "colour ΔE (0 = same colour)", 0.0),
+    ("texture_ratio", "texture (≈1 like the ring)", 1.0),
+    ("hallucination", "hallucination (CLIP, 0 = the prompt)", 0.0),
+)
+
+
+def fill_chart(data: ReportData) -> bytes:
+    """Each fill metric per quant across guidance: the median over seeds (and inputs), with the bootstrap
+    95 % interval of that median as a bar where there are several values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..stats import median_interval
+
+    guidance = list(data.audit.spec.guidance_scales)
+    cells = data.decisions.cells
+    fig, axes = plt.subplots(1, len(FILL_PANELS), figsize=(3.2 * len(FILL_PANELS), 3.4), dpi=100)
+    labels = list(dict.fromkeys(c.quant for c in cells))
+    for ax, (attr, title, ideal) in zip(axes, FILL_PANELS, strict=True):
+        for i, label in enumerate(labels):
+            mid, low, high = [], [], []
+            for g in guidance:
+                vals = [getattr(c, attr) for c in cells if c.quant == label and c.guidance == g]
+                vals = [v for v in vals if v is not None]
+                m = median_interval(vals) if vals else None
+                mid.append(m.median if m else np.nan)
+                low.append(m.median - m.low if m else 0.0)
+                high.append(m.high - m.median if m else 0.0)
+            xs = np.arange(len(guidance)) + (i - (len(labels) - 1) / 2) * 0.08
+            ax.errorbar(xs, mid, yerr=[low, high], fmt="-o", ms=3, capsize=2, label=label)
+        ax.axhline(ideal, color="grey", lw=0.8, ls=":")
+        ax.set_xticks(range(len(guidance)), [guidance_token(g) for g in guidance])
+        ax.set_xlabel("guidance scale")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    if labels:
+        axes[0].legend(fontsize=7)
+    else:
+        axes[0].set_title("no fill scores", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

@@ -32,7 +32,8 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
         "Q8_0.json",
         "bf16.json",
     ]
-    for name in ("REPORT.md", "report.json", "contact_sheet.png", "latency.png", "diff_sheet.png", "drift.png"):
+    for name in ("REPORT.md", "report.json", "report.html", "report.csv", "contact_sheet.png", "latency.png",
+                 "diff_sheet.png", "drift.png", "fill.png"):  # fmt: skip
         assert (run_dir / name).stat().st_size > 0
     report = json.loads((run_dir / "report.json").read_text())
     assert report["complete"] and len(report["cells"]) == 20
@@ -41,6 +42,10 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     assert "**go (traceable; speed-up unmeasured)**" in md and "| pipeline (" in md and "| transformer | 1 | 0 |" in md
     assert "Reference: bf16 (spec.reference = bf16)" in md and "### 2. Which guidance" in md
     assert report["quality"]["reference"] == "bf16" and len(report["quality"]["cells"]) == 20
+    # the fill scored on its own terms (the tiny random CLIP: the path, not the semantics), then paired
+    assert all(c["seam"] is not None and 0 <= c["hallucination"] <= 1 for c in report["quality"]["cells"])
+    assert {m["metric"] for m in report["quality"]["paired"]["quants"]} == {"seam", "colourDeltaE", "texture",
+                                                                             "hallucination"}  # fmt: skip
     # The reference is never recommended; the speed answer names its rule's outcome, runtime and spread.
     summary = report["summary"]
     assert summary["reference"] == "bf16" and summary["recommendedQuant"] in ("Q4_0", "Q5_K_S", "Q8_0")

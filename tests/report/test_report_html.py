@@ -53,8 +53,8 @@ def test_report_html_opens_with_every_image_rendered(tmp_path: Path) -> None:
         headings = page.locator("h2, h3").all_inner_texts()
         full = page.screenshot(full_page=True)
         browser.close()
-    # 4 figures + 6 cell thumbnails (3 quants × 2 guidance values of the stored run)
-    assert count == 10 and all(loaded), loaded
+    # 5 figures + 6 cell thumbnails (3 quants × 2 guidance values of the stored run)
+    assert count == 11 and all(loaded), loaded
     for i, shot in enumerate(shots):
         pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=np.float64)
         assert pixels.shape[0] > 20 and pixels.shape[1] > 20, (i, pixels.shape)

@@ -26,7 +26,11 @@ STORED = HERE / "fixtures"
 GOLDEN = HERE / "golden"
 UPDATE = os.environ.get("FLUXAUDIT_UPDATE_GOLDEN") == "1"
 FIGURES = Figures(
-    contact_sheet="contact_sheet.png", diff_sheet="diff_sheet.png", drift="drift.png", latency="latency.png"
+    contact_sheet="contact_sheet.png",
+    diff_sheet="diff_sheet.png",
+    drift="drift.png",
+    latency="latency.png",
+    fill="fill.png",
 )
 
 
