@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..layout import guidance_token
 from .data import ReportData
 from .format import db, esc, num, size, ssim, table
+from .paired import PairedMetric
 from .speed import RUNTIME_NAMES
 
 
@@ -43,6 +44,26 @@ def _compared_on(data: ReportData) -> str:
         if t is not None and g.label != data.decisions.reference:
             modes.append(f"{esc(g.label)} {esc(t.memory_mode or 'resident')}")
     return f"; compared on {RUNTIME_NAMES[speed.runtime]} ({', '.join(modes)})" if modes else ""
+
+
+METRIC_NAMES = {"seam": "seam", "colourDeltaE": "colour ΔE", "texture": "texture", "hallucination": "hallucination"}
+
+
+def _paired_lines(metrics: list[PairedMetric], subjects: list[str], what: str) -> list[str]:
+    """One bullet per subject: the fill metrics grouped by paired verdict, with the median difference and
+    interval where one is distinguishable (the rule: the "Fill, paired" section)."""
+    lines = []
+    for subject in subjects:
+        by_verdict: dict[str, list[str]] = {}
+        for m in (m for m in metrics if m.subject == subject):
+            name = METRIC_NAMES.get(m.metric, m.metric)
+            if m.verdict in ("worse", "better"):
+                name += f" {m.median:+.3g} [{m.low:+.3g}, {m.high:+.3g}] over {m.pairs} pairs"
+            by_verdict.setdefault(m.verdict, []).append(name)
+        if by_verdict:
+            said = "; ".join(f"{verdict}: {', '.join(names)}" for verdict, names in by_verdict.items())
+            lines.append(f"- {esc(what.format(subject))} — {esc(said)}")
+    return lines
 
 
 def quant_answer(data: ReportData) -> list[str]:
@@ -92,6 +113,15 @@ def quant_answer(data: ReportData) -> list[str]:
     for v in d.verdicts:
         if v.failures and v.label != d.reference:
             lines += ["", f"{esc(v.label)} fails at: " + "; ".join(esc(f) for f in v.failures[:8])]
+    subjects = list(dict.fromkeys(m.subject for m in data.paired.quants))
+    if subjects:
+        lines += [
+            "",
+            f"Does each quant change the fill? Paired against {esc(d.reference or '?')} at the same guidance "
+            'and seed (worse: more seam, tint, texture change or hallucination; rule under "Fill, paired"):',
+            "",
+        ]
+        lines += _paired_lines(data.paired.quants, subjects, "{}")  # fmt: skip
     return lines
 
 
@@ -116,6 +146,12 @@ def guidance_answer(data: ReportData) -> list[str]:
             for r in d.guidance_rows
         ],
     )
+    p = data.paired
+    subjects = list(dict.fromkeys(m.subject for m in p.guidance))
+    if subjects and p.baseline_guidance is not None:
+        lines += ["", f"The fill at each guidance against {p.baseline_guidance:g} (the official value), paired over "
+                  "quants and seeds (community values 2–5 first):", ""]  # fmt: skip
+        lines += _paired_lines(p.guidance, subjects, "guidance {}")
     return lines
 
 

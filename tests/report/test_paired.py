@@ -57,3 +57,16 @@ def test_few_pairs_give_no_verdict_and_the_guidance_baseline_is_30() -> None:
     assert p.baseline_guidance == 30 and {m.subject for m in p.guidance} == {"2", "4", "10", "20"}
     assert all(m.baseline == "30" and m.pairs == 6 for m in p.guidance)  # 3 groups × 2 seeds
     assert "verdict" in p.guidance[0].model_dump(by_alias=True)  # report.json carries the verdict
+
+
+def test_the_answers_say_which_quant_changes_the_fill_with_its_interval() -> None:
+    from fluxaudit.report.answers import _paired_lines
+
+    p = paired_comparisons(cells({"bf16": 1.0, "Q4_0": 1.6, "Q8_0": 1.01}), "bf16")
+    q4, q8 = _paired_lines(p.quants, ["Q4_0", "Q8_0"], "{}")
+    assert (
+        "worse: seam +0.47 \\[+0.47, +0.47\\]" in q4
+        and "over 10 pairs" in q4
+        and "not distinguishable: colour ΔE" in q4
+    ), q4
+    assert "worse" not in q8 and "not distinguishable: seam, colour ΔE" in q8, q8
