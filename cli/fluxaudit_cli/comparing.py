@@ -5,39 +5,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from rich.markup import escape
 from rich.table import Table
 
 from fluxaudit.contract import ExitCode
 from fluxaudit.errors import PermanentError, TransientError
-from fluxaudit.layout import UnsafePathError, check_relative_path
 from fluxaudit.report.compare import PSNR_CAP_DB, Comparison, compare
 from fluxaudit.storage import NotFound, open_bucket
 
 from .console import console, explain_failure
-
-
-class TargetError(ValueError):
-    """A compare target that names no report.json."""
+from .targets import TargetError, bucket_run_folder
 
 
 def read_report(target: str) -> dict[str, Any]:
     """report.json of a target: the file itself, a run folder holding it, an output folder holding one
     run, or a run folder in a bucket (gs://BUCKET/PREFIX/RUN_ID)."""
     if target.startswith("gs:"):
-        parsed = urlparse(target)
-        if parsed.username is not None or parsed.password is not None:
-            raise TargetError(f"{parsed.netloc}: gs:// targets take no user or password")
+        bucket, folder = bucket_run_folder(target)
         try:
-            path = check_relative_path(f"{parsed.path.strip('/')}/report.json")
-        except UnsafePathError:
-            raise TargetError(f"gs://{parsed.hostname}{parsed.path}: not a run folder path") from None
-        try:
-            return json.loads(open_bucket(parsed.netloc).read_bytes(path))
+            return json.loads(open_bucket(bucket).read_bytes(f"{folder}/report.json"))
         except NotFound:
-            raise TargetError(f"gs://{parsed.netloc}/{path}: no report there; run `fluxaudit report` first") from None
+            raise TargetError(
+                f"gs://{bucket}/{folder}/report.json: no report there; run `fluxaudit report` first"
+            ) from None
     p = Path(target)
     if p.is_dir():
         found = [p / "report.json"] if (p / "report.json").is_file() else sorted(p.glob("**/report.json"))

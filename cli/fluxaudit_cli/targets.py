@@ -43,21 +43,38 @@ def _usage(message: str) -> NoReturn:
     sys.exit(ExitCode.INVALID_SPEC)
 
 
-def _from_bucket(target: str) -> tuple[FluxAudit, Storage]:
-    """``gs://BUCKET/PREFIX/RUN_ID``, checked before any request; nothing of the target but the bucket
-    and folder is ever echoed (a ``user:password@`` in it stays out of every message)."""
+class TargetError(ValueError):
+    """A command's target that names no run (the message says what to give instead)."""
+
+
+def bucket_run_folder(target: str) -> tuple[str, str]:
+    """(bucket, run folder) of ``gs://BUCKET/PREFIX/RUN_ID``, checked before any request; nothing of the
+    target but the bucket and folder is ever echoed (a ``user:password@`` in it stays out of every message)."""
     parsed = urlparse(target)
     if parsed.username is not None or parsed.password is not None:
-        _usage("gs:// targets take no user or password: credentials come from the environment (README: Storage)")
+        raise TargetError(
+            "gs:// targets take no user or password: credentials come from the environment (README: Storage)"
+        )
     bucket, folder = parsed.netloc, parsed.path.strip("/")
     if not BUCKET_NAME.match(bucket):
-        _usage(f"{bucket or '(none)'} is not a bucket name: give the run folder as gs://BUCKET/PREFIX/RUN_ID")
+        raise TargetError(
+            f"{bucket or '(none)'} is not a bucket name: give the run folder as gs://BUCKET/PREFIX/RUN_ID"
+        )
     if not folder:
-        _usage(f"gs://{bucket} names no run folder: give gs://{bucket}/PREFIX/RUN_ID")
+        raise TargetError(f"gs://{bucket} names no run folder: give gs://{bucket}/PREFIX/RUN_ID")
     try:
-        spec_path = check_relative_path(f"{folder}/spec.json")
+        check_relative_path(folder)
     except UnsafePathError:
-        _usage(f"gs://{bucket}/{folder} is not a run folder path (plain segments, no '..')")
+        raise TargetError(f"gs://{bucket}/{folder} is not a run folder path (plain segments, no '..')") from None
+    return bucket, folder
+
+
+def _from_bucket(target: str) -> tuple[FluxAudit, Storage]:
+    try:
+        bucket, folder = bucket_run_folder(target)
+    except TargetError as exc:
+        _usage(str(exc))
+    spec_path = f"{folder}/spec.json"
     storage = open_bucket(bucket)
     try:
         raw = storage.read_bytes(spec_path)

@@ -103,3 +103,9 @@ def test_report_csv_has_one_row_per_cell_with_its_quality() -> None:
     assert float(q4["psnrWhole"]) == quality["psnrWhole"] and float(q4["secondsPerStep"]) > 0
     reference = next(r for r in rows if r["quant"] == "Q8_0")
     assert reference["psnrWhole"] == "inf"  # the reference against itself, as report.json says
+
+
+def test_a_bucket_target_with_credentials_is_refused_without_echoing_them() -> None:
+    refused = run_cli("compare", "gs://alice:s3cret@bucket-1/audit/r", str(GOLDEN))
+    assert refused.returncode == ExitCode.INVALID_SPEC and "take no user or password" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.stdout and "alice" not in refused.stderr + refused.stdout
