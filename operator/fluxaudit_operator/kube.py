@@ -18,6 +18,8 @@ from kubernetes.client.exceptions import ApiException
 from fluxaudit.contract import API_GROUP, LABEL_AUDIT, PLURAL, VERSION
 from fluxaudit.errors import TransientError
 
+from .waiting import owned_by
+
 KUEUE_GROUP, KUEUE_VERSION = "kueue.x-k8s.io", "v1beta1"
 
 
@@ -33,10 +35,6 @@ def load_configuration() -> client.Configuration:
     except config.ConfigException:
         config.load_kube_config(client_configuration=configuration)
     return configuration
-
-
-def _owned_by(obj: dict[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
 
 
 class Kube:
@@ -71,7 +69,7 @@ class Kube:
                 namespace, label_selector=f"{LABEL_AUDIT}={audit_name}", _preload_content=False
             )
         )["items"]
-        return [j for j in items if _owned_by(j, uid)]
+        return [j for j in items if owned_by(j, uid)]
 
     def list_pods(self, namespace: str, audit_name: str) -> list[dict[str, Any]] | None:
         """The pods of this audit's Jobs (they carry the Job template's labels); None when the
@@ -116,7 +114,7 @@ class Kube:
             )
         )["items"]
         owner = manifest["metadata"]["ownerReferences"][0]["uid"]
-        if not _owned_by(existing, owner):
+        if not owned_by(existing, owner):
             raise ForeignJob(
                 f"Job {meta['namespace']}/{meta['name']} belongs to an earlier FluxAudit of the same name; "
                 "waiting for the garbage collector to delete it"

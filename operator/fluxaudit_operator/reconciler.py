@@ -38,7 +38,7 @@ from .kube import ForeignJob, Kube
 from .metrics import Metrics
 from .planning import Plan, Resource, plan, read_resource
 from .report_links import needs_signing, report_fields, report_ready
-from .status import Event, transitions, with_storage_problem
+from .status import Event, job_finished, transitions, with_storage_problem
 from .waiting import Waiting, explain, owned_by
 
 #: what started a pass: the audit itself (create, resume, edit), one of its Jobs, or the slow timer.
@@ -136,9 +136,7 @@ class Reconciler:
     def _waiting(self, resource: Resource, jobs: list[dict[str, Any]]) -> dict[str, Waiting]:
         """Why each unfinished Job waits: pods are read while any Job runs, Kueue Workloads only while
         one is suspended in a queue (an installation without Kueue is never asked)."""
-        unfinished = [j for j in jobs if not any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in (j.get("status") or {}).get("conditions") or [])]  # fmt: skip
+        unfinished = [j for j in jobs if not job_finished(j)]
         if not unfinished:
             return {}
         pods = self.kube.list_pods(resource.namespace, resource.name)

@@ -49,6 +49,10 @@ def _job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def job_finished(job: dict[str, Any]) -> bool:
+    return _job_condition(job, JOB_COMPLETE) is not None or _job_condition(job, JOB_FAILED) is not None
+
+
 def group_status(obs: GroupObservation) -> dict[str, Any]:
     """The group's phase, counts and, while it is not finished, why: a blocked pod keeps it Pending
     (an active Job whose pod cannot be scheduled has not started), a crash loop shows as Running."""

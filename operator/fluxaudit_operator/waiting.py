@@ -29,6 +29,7 @@ class Waiting:
 
 
 def owned_by(obj: dict[str, Any], uid: str | None) -> bool:
+    """Whether ``obj`` names ``uid`` among its owners (labels can be copied; owner uids cannot)."""
     return uid is not None and any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
 
 
