@@ -26,7 +26,7 @@ from ..storage import NotFound, Storage
 from .data import ReportData, build_report_data, report_json
 from .export import cells_csv
 from .figures import contact_sheet, diff_sheet, drift_chart, fill_chart, latency_chart
-from .html import data_uri, render_html
+from .html import png_uri, render_html, thumbnail_uri
 from .markdown import Figures, render_markdown
 
 __all__ = ["BuiltReport", "ReportData", "build_report", "read_partials"]
@@ -72,30 +72,27 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     mask = read(layout.input_mask)
     data = build_report_data(audit, read_partials(audit, storage), mask, read(layout.input_image), read)
 
-    storage.write_bytes(layout.contact_sheet, contact_sheet(data, read, mask), "image/png")
-    storage.write_bytes(layout.diff_sheet, diff_sheet(data, read), "image/png")
-    storage.write_bytes(layout.latency_chart, latency_chart(data), "image/png")
-    storage.write_bytes(layout.drift_chart, drift_chart(data), "image/png")
-    storage.write_bytes(layout.fill_chart, fill_chart(data), "image/png")
+    # in Figures' order; written once, and embedded in report.html from these bytes
+    pictures = {
+        layout.contact_sheet: contact_sheet(data, read, mask),
+        layout.diff_sheet: diff_sheet(data, read),
+        layout.drift_chart: drift_chart(data),
+        layout.latency_chart: latency_chart(data),
+        layout.fill_chart: fill_chart(data),
+    }
+    for path, png in pictures.items():
+        storage.write_bytes(path, png, "image/png")
 
     def relative(path: str) -> str:  # REPORT.md reads from the run folder, a bucket or a checkout alike
         return posixpath.relpath(path, layout.root)
 
-    @functools.cache
-    def embedded(path: str) -> str:
-        return data_uri(storage.read_bytes(path), thumbnail=path not in figure_paths)
+    def embedded(path: str) -> str:  # a cell's image: a thumbnail of the pixels already decoded above
+        pixels = read(path)
+        return relative(path) if pixels is None else thumbnail_uri(pixels)
 
-    figure_paths = (
-        layout.contact_sheet,
-        layout.diff_sheet,
-        layout.drift_chart,
-        layout.latency_chart,
-        layout.fill_chart,
-    )
-    markdown = render_markdown(data, relative, Figures(*map(relative, figure_paths)))
-    page = render_html(
-        render_markdown(data, embedded, Figures(*map(embedded, figure_paths))), f"FluxAudit — {audit.metadata.name}"
-    )
+    markdown = render_markdown(data, relative, Figures(*map(relative, pictures)))
+    figures = Figures(*map(png_uri, pictures.values()))
+    page = render_html(render_markdown(data, embedded, figures), f"FluxAudit — {audit.metadata.name}")
     doc = report_json(data)
     storage.write_bytes(layout.report_md, markdown.encode(), "text/markdown; charset=utf-8")
     storage.write_bytes(layout.report_html, page.encode(), "text/html; charset=utf-8")

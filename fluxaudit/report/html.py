@@ -13,6 +13,7 @@ import html
 import io
 import re
 
+import numpy as np
 from markdown_it import MarkdownIt
 from PIL import Image
 
@@ -28,11 +29,13 @@ img{max-width:100%;height:auto}img.cell{width:160px;display:block}code{backgroun
 """
 
 
-def data_uri(png: bytes, thumbnail: bool) -> str:
-    """A PNG as a ``data:`` URI; ``thumbnail``: a JPEG of at most ``THUMBNAIL_SIDE`` px (page size)."""
-    if not thumbnail:
-        return "data:image/png;base64," + base64.b64encode(png).decode()
-    image = Image.open(io.BytesIO(png)).convert("RGB")
+def png_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def thumbnail_uri(pixels: np.ndarray) -> str:
+    """An image as a JPEG ``data:`` URI of at most ``THUMBNAIL_SIDE`` px (keeps the page small)."""
+    image = Image.fromarray(pixels).convert("RGB")
     image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
