@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
@@ -18,6 +19,17 @@ from .data import ReportData
 LABEL_W = 90
 HEADER_H = 22
 PAD = 4
+
+
+def _png(fig: Any) -> bytes:
+    """A finished matplotlib figure as PNG bytes (no timestamp in the metadata: rebuilt reports are identical)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -151,11 +163,7 @@ def drift_chart(data: ReportData) -> bytes:
     ax.set_xlabel("guidance scale")
     ax.set_ylabel("PSNR (dB)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def latency_chart(data: ReportData) -> bytes:
@@ -184,11 +192,7 @@ def latency_chart(data: ReportData) -> bytes:
     device = (env.gpu_name or env.device) if env else "?"
     ax.set_title(f"Step time per quant and runtime — {device}, {data.audit.spec.steps} steps per image")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 #: the fill metrics charted, with their axis labels and the value a perfect continuation has.
@@ -235,8 +239,4 @@ def fill_chart(data: ReportData) -> bytes:
         axes[0].legend(fontsize=7)
     else:
         axes[0].set_title("no fill scores", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
