@@ -10,6 +10,7 @@ cannot be loaded the partial says why and no score is invented.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +55,21 @@ def fill_crop(image: Image.Image, mask: Image.Image) -> Image.Image | None:
     return image.convert("RGB").crop(box)
 
 
+@functools.lru_cache(maxsize=1)
+def _load(name: str) -> tuple[Any, Any]:
+    """Once per process: every group of a local run scores with the same checkpoint (a failure is not cached)."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    return CLIPModel.from_pretrained(name, dtype=torch.float32).eval(), CLIPProcessor.from_pretrained(name)
+
+
 def load_scorer(spec: FluxAuditSpec) -> tuple[Scorer | None, str | None]:
     """(the scorer, None), or (None, why not) when it is switched off or its model cannot be loaded."""
     name = spec.quality.clip_model
     if name is None:
         return None, "hallucination not measured: quality.clipModel is null"
     try:
-        from transformers import CLIPModel, CLIPProcessor
-
-        model = CLIPModel.from_pretrained(name, dtype=torch.float32).eval()
-        processor = CLIPProcessor.from_pretrained(name)
+        model, processor = _load(name)
     except Exception as exc:  # not cached offline, gated, no network, not a CLIP checkpoint: say so, score nothing
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return None, f"hallucination not measured: {name} could not be loaded ({type(exc).__name__}: {first})"[:500]
