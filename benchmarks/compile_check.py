@@ -1,0 +1,55 @@
+"""The compile check alone, at full size, on one GPU under an L4-sized cap: where its seconds go.
+
+    python -m benchmarks.compile_check --root /tmp/full
+
+One Q4_0 group (guidance 2, one repeat, Q4_0 as its own reference so no bf16 weights are built) run
+through ``run_group``; prints the compile check's record, whose ``explain[*].seconds`` split the time
+between the pipeline trace and the transformer trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", type=Path, default=Path("/tmp/fluxaudit-full"))
+    p.add_argument("--cap-gib", type=float, default=22.0)
+    args = p.parse_args()
+    os.environ["HF_HOME"] = str(args.root / "hf-home")  # before huggingface_hub is imported
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout, force=True)
+    logging.getLogger("fluxaudit").setLevel(logging.INFO)
+
+    import torch
+
+    from benchmarks.default_audit import audit_document
+    from benchmarks.full_size_repos import build_repos
+    from fluxaudit.spec import parse_document
+    from fluxaudit.storage import LocalStorage
+    from fluxaudit_runner.group import run_group
+    from fluxaudit_runner.tiny.builder import demo_image_and_mask
+
+    print(build_repos(args.root, ["Q4_0"], transformer_weights=False), flush=True)
+    image, mask = demo_image_and_mask(1024)
+    image.resize((1365, 1024)).save(args.root / "original.jpg", quality=92)
+    mask.resize((1365, 1024)).save(args.root / "mask_auto.png")
+    doc = audit_document(args.root)
+    doc["spec"].update(quants=doc["spec"]["quants"][:1], reference="Q4_0", guidanceScales=[2], repeats=1)
+    torch.cuda.set_per_process_memory_fraction(args.cap_gib * 2**30 / torch.cuda.get_device_properties(0).total_memory)
+    start = time.perf_counter()
+    partial = run_group(parse_document(doc), "Q4_0", LocalStorage(args.root / "out"))
+    print(f"group {time.perf_counter() - start:.1f} s", flush=True)
+    print(json.dumps(partial.compile_check.to_json() if partial.compile_check else None, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
