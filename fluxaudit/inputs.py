@@ -28,14 +28,15 @@ def _read_uri(uri: str, field: str, storage: Storage) -> bytes:
     try:
         return storage.read_uri(uri)
     except NotFound:
-        raise InputError(f"input.{field}: {uri} does not exist") from None
+        raise InputError(f"{field}: {uri} does not exist") from None
     except (UnsupportedURI, UnsafePathError, LimitError) as exc:
-        raise InputError(f"input.{field}: {exc}") from None
+        raise InputError(f"{field}: {exc}") from None
     except OSError as exc:
-        raise InputError(f"input.{field}: cannot read {uri}: {exc.strerror}") from None
+        raise InputError(f"{field}: cannot read {uri}: {exc.strerror}") from None
 
 
-def resolve(spec: InputSpec, storage: Storage) -> Inputs:
+def resolve(spec: InputSpec, storage: Storage, where: str = "input") -> Inputs:
+    """``where``: the spec field named in errors (``input``, or ``inputs[2]``)."""
     session = spec.session_paths()
     if session is not None:
         image_path, mask_path = session
@@ -45,13 +46,13 @@ def resolve(spec: InputSpec, storage: Storage) -> Inputs:
                 out.append(storage.read_bytes(path))
             except NotFound:
                 raise InputError(
-                    f"input: session {spec.user_id}/{spec.session_id} has no {field} at {path} in {storage.description}"
+                    f"{where}: session {spec.user_id}/{spec.session_id} has no {field} at {path} in {storage.description}"
                 ) from None
         return Inputs(out[0], out[1], spec.prompt, image_path, mask_path)
     assert spec.image is not None and spec.mask is not None
     return Inputs(
-        _read_uri(spec.image, "image", storage),
-        _read_uri(spec.mask, "mask", storage),
+        _read_uri(spec.image, f"{where}.image", storage),
+        _read_uri(spec.mask, f"{where}.mask", storage),
         spec.prompt,
         spec.image,
         spec.mask,

@@ -5,6 +5,9 @@
     {prefix}/{run_id}/partials/{quant}.json        the group's results, rewritten cell by cell
     {prefix}/{run_id}/REPORT.md, report.json, contact_sheet.png, latency.png
 
+With ``spec.inputs`` each input has a folder, ``{prefix}/{run_id}/{input}/``, laid out as a one-input run
+is (its images, latents, ``inputs/`` and contact sheet): ``RunLayout.of_input``.
+
 Guidance is written with ``:g`` (2, 4, 3.5), not ``:.0f``: 3.5 and 4 must not
 share a file.  Every segment is checked, so nothing can leave the run folder.
 """
@@ -48,6 +51,10 @@ class RunLayout:
     @property
     def root(self) -> str:
         return f"{self.prefix}/{self.run_id}"
+
+    def of_input(self, name: str | None) -> RunLayout:
+        """The folder of one of ``spec.inputs`` (None: the one input of ``spec.input``, at the run's root)."""
+        return self if name is None else RunLayout(self.root, name)
 
     def _path(self, relative: str) -> str:
         return check_relative_path(f"{self.root}/{relative}")

@@ -15,9 +15,10 @@ from pydantic.alias_generators import to_camel
 
 from .errors import PermanentError
 
-SCHEMA_VERSION = 2
-#: versions this build reads: 1 lacks the memory, calibration and stock-runtime records (None).
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: versions this build reads: 1 lacks the memory, calibration and stock-runtime records (None);
+#: 2 has no per-input cells (one input).
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 class ResumeConflict(PermanentError):
@@ -131,7 +132,23 @@ class StockSample(_Schema):
     images: list[TimedImage] = Field(default_factory=list)
 
 
+class InputRecord(_Schema):
+    """One of ``spec.inputs`` as the group ran it."""
+
+    name: str
+    sha256: str
+    height: int
+    width: int
+    prompt: str
+
+
+#: (input, guidance, seed, repeat): what makes a cell, and what resuming counts.
+CellKey = tuple[str | None, float, int, int]
+
+
 class Cell(_Schema):
+    #: the input's name with ``spec.inputs``; None for the one input of ``spec.input``.
+    input: str | None = None
     guidance: float
     seed: int
     repeat: int
@@ -148,8 +165,8 @@ class Cell(_Schema):
     hallucination: float | None = None
 
     @property
-    def key(self) -> tuple[float, int, int]:
-        return (self.guidance, self.seed, self.repeat)
+    def key(self) -> CellKey:
+        return (self.input, self.guidance, self.seed, self.repeat)
 
 
 class BreakReason(_Schema):
@@ -218,6 +235,8 @@ class Partial(_Schema):
     height: int
     width: int
     prompt: str
+    #: with ``spec.inputs``: each input's size, prompt and bytes' sha256 (height, width and prompt above: the first's).
+    inputs: list[InputRecord] = Field(default_factory=list)
     environment: Environment | None = None
     #: the loaded transformer's config (layers, heads, widths): FLOPs per step come from it.
     transformer_config: dict[str, Any] | None = None
@@ -245,7 +264,7 @@ class Partial(_Schema):
     def cells_done(self) -> int:
         return len(self.cells)
 
-    def done_keys(self) -> set[tuple[float, int, int]]:
+    def done_keys(self) -> set[CellKey]:
         return {c.key for c in self.cells}
 
     @classmethod

@@ -44,7 +44,8 @@ def validate(file: str) -> None:
     audit: FluxAudit = load_or_exit(file)
     s = audit.spec
     console.print(
-        f"[green]valid[/green] {file}: {len(s.quants)} quants × {len(s.guidance_scales)} guidance × "
+        f"[green]valid[/green] {file}: {len(s.quants)} quants × {len(s.input_items())} input(s) × "
+        f"{len(s.guidance_scales)} guidance × "
         f"{len(s.seeds)} seed(s) × {s.repeats or f'{GPU_DEFAULT_REPEATS} (GPU) or 1 (CPU)'} repeat(s), "
         f"reference {s.reference or 'the largest GGUF'}, run id {audit.run_id()}"
     )
@@ -169,7 +170,18 @@ def operator(ctx: click.Context, namespaces: tuple[str, ...], liveness: str, log
     is_flag=True,
     help="Skip the torch.compile check (most of the demo's minute on CPU: dynamo traces the whole pipeline).",
 )
-def demo(out: str, seed: int, model_dir: str | None, rebuild: bool, skip_compile_check: bool) -> None:
+@click.option(
+    "--inputs",
+    "input_count",
+    type=click.IntRange(1, 4),
+    default=1,
+    show_default=True,
+    help="Scenes to audit (spec.inputs when more than one): the demo image, then others with their own prompts.",
+)
+@click.option("--seeds", "seed_count", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Seeds per cell, from --seed up.")  # fmt: skip
+def demo(out: str, seed: int, model_dir: str | None, rebuild: bool, skip_compile_check: bool, input_count: int,
+         seed_count: int) -> None:  # fmt: skip
     """Build a tiny random-weight FLUX.1-Fill with real GGUF files and audit it on CPU (about a minute)."""
     from fluxaudit_runner.demo import default_model_dir
 
@@ -178,16 +190,17 @@ def demo(out: str, seed: int, model_dir: str | None, rebuild: bool, skip_compile
     os.environ[Env.HF_HOME] = str(root / "hf-home")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    from fluxaudit_runner.demo import demo_document
+    from fluxaudit_runner.demo import demo_document, demo_inputs
     from fluxaudit_runner.tiny.builder import build_tiny_model
 
     with console.status("building the tiny FLUX.1-Fill (random weights, real GGUF files)…"):
         t0 = time.perf_counter()
         model = build_tiny_model(root, seed=seed, force=rebuild)
     console.print(f"tiny model ready in {time.perf_counter() - t0:.1f} s at {root}")
-    doc = demo_document(model, seed, compile_check=not skip_compile_check)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = demo_inputs(model, out_dir / "demo-inputs", input_count) if input_count > 1 else None
+    doc = demo_document(model, seed, compile_check=not skip_compile_check, inputs=inputs, seeds=seed_count)
     spec_path = out_dir / "demo-audit.yaml"
     spec_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     console.print(f"audit spec: {spec_path} (rerun with: fluxaudit run {spec_path} --out {out_dir})")

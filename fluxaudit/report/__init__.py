@@ -69,12 +69,18 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     # One decode per stored object: quality reads each reference image once per quant,
     # and the contact and difference sheets read them all again.
     read = functools.lru_cache(maxsize=None)(_reader(storage))
-    mask = read(layout.input_mask)
-    data = build_report_data(audit, read_partials(audit, storage), mask, read(layout.input_image), read)
+    names = [name for name, _ in audit.spec.input_items()]
+    pixels = {n: (read(layout.of_input(n).input_mask), read(layout.of_input(n).input_image)) for n in names}
+    data = build_report_data(audit, read_partials(audit, storage), pixels, read)
 
+    # one contact sheet per input (with one input: the run's own, below; with several: the first's is the run's too)
+    sheets = {layout.of_input(n).contact_sheet: contact_sheet(data, read, pixels[n][0], n, pixels[n][1]) for n in names}
+    for path, png in sheets.items():
+        if path != layout.contact_sheet:
+            storage.write_bytes(path, png, "image/png")
     # in Figures' order; written once, and embedded in report.html from these bytes
     pictures = {
-        layout.contact_sheet: contact_sheet(data, read, mask),
+        layout.contact_sheet: next(iter(sheets.values())),
         layout.diff_sheet: diff_sheet(data, read),
         layout.drift_chart: drift_chart(data),
         layout.latency_chart: latency_chart(data),

@@ -117,8 +117,8 @@ def quant_answer(data: ReportData) -> list[str]:
     if subjects:
         lines += [
             "",
-            f"Does each quant change the fill? Paired against {esc(d.reference or '?')} at the same guidance "
-            'and seed (worse: more seam, tint, texture change or hallucination; rule under "Fill, paired"):',
+            f"Does each quant change the fill? Paired against {esc(d.reference or '?')} at the same input, "
+            'guidance and seed (worse: more seam, tint, texture change or hallucination; rule under "Fill, paired"):',
             "",
         ]
         lines += _paired_lines(data.paired.quants, subjects, "{}")  # fmt: skip
@@ -131,7 +131,13 @@ def guidance_answer(data: ReportData) -> list[str]:
     lines = [
         "### 2. Which guidance",
         "",
-        f"**Suggested: {suggested}** (measured on {esc(d.guidance_quant or 'no group')}). Rule: {esc(d.guidance_rule)}.",
+        f"**Suggested: {suggested}** ("
+        + (
+            "by the fill, paired over quants, inputs and seeds; flags "
+            if d.guidance_basis == "fill"
+            else "by the outside of the mask: too few pairs for a paired fill verdict; "
+        )
+        + f"measured on {esc(d.guidance_quant or 'no group')}). Rule: {esc(d.guidance_rule)}.",
         "",
     ]
     lines += table(
@@ -150,7 +156,7 @@ def guidance_answer(data: ReportData) -> list[str]:
     subjects = list(dict.fromkeys(m.subject for m in p.guidance))
     if subjects and p.baseline_guidance is not None:
         lines += ["", f"The fill at each guidance against {p.baseline_guidance:g} (the official value), paired over "
-                  "quants and seeds (community values 2–5 first):", ""]  # fmt: skip
+                  "quants, inputs and seeds (community values 2–5 first):", ""]  # fmt: skip
         lines += _paired_lines(p.guidance, subjects, "guidance {}")
     return lines
 

@@ -3,7 +3,7 @@
 Pure: two report.json documents in, a ``Comparison`` out.  Speed compares each quant's per-image step
 times (every timed cell is one sample, repeats included) with the timing rule's bootstrap interval of
 the ratio of medians (B ÷ A): "slower" only when the whole 95 % interval lies above ``1 + max_slowdown``.
-Quality compares each (quant, guidance, seed) cell's whole-image PSNR against its own audit's reference:
+Quality compares each (quant, input, guidance, seed) cell's whole-image PSNR against its own audit's reference:
 deterministic per seed, so a drop beyond ``max_psnr_drop`` dB is a change, not noise.
 """
 
@@ -38,6 +38,8 @@ class SpeedChange:
 @dataclass(frozen=True)
 class QualityChange:
     quant: str
+    #: the input's name with ``spec.inputs``; "" for the one input of ``spec.input``.
+    input: str
     guidance: float
     seed: int
     a_psnr: float
@@ -64,7 +66,7 @@ class Comparison:
             if s.verdict == "slower"
         ]
         worse = [
-            f"{q.quant} guidance {q.guidance:g} seed {q.seed}: PSNR {q.a_psnr:.2f} → {q.b_psnr:.2f} dB"
+            f"{q.quant}{' input ' + q.input if q.input else ''} guidance {q.guidance:g} seed {q.seed}: PSNR {q.a_psnr:.2f} → {q.b_psnr:.2f} dB"
             for q in self.quality
             if q.regression
         ]
@@ -103,18 +105,18 @@ def _speed(a: dict[str, Any], b: dict[str, Any], max_slowdown: float) -> list[Sp
 
 
 def _quality(a: dict[str, Any], b: dict[str, Any], max_psnr_drop: float) -> list[QualityChange]:
-    def cells(doc: dict[str, Any]) -> dict[tuple[str, float, int], float]:
+    def cells(doc: dict[str, Any]) -> dict[tuple[str, str, float, int], float]:
         return {
-            (c["quant"], float(c["guidance"]), int(c["seed"])): _psnr(c["psnrWhole"])
+            (c["quant"], c.get("input") or "", float(c["guidance"]), int(c["seed"])): _psnr(c["psnrWhole"])
             for c in (doc.get("quality") or {}).get("cells") or []
             if c.get("psnrWhole") is not None
         }
 
     qa, qb = cells(a), cells(b)
     return [
-        QualityChange(quant, guidance, seed, qa[key], qb[key], qa[key] - qb[key] > max_psnr_drop)
+        QualityChange(quant, name, guidance, seed, qa[key], qb[key], qa[key] - qb[key] > max_psnr_drop)
         for key in sorted(set(qa) & set(qb))
-        for quant, guidance, seed in [key]
+        for quant, name, guidance, seed in [key]
     ]
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from ..results import Partial
 from ..spec import FluxAudit
-from .decisions import ArrayReader, Decisions, decide
+from .cell_quality import ArrayReader, InputPixels
+from .decisions import Decisions, decide
 from .model import REPORT_SCHEMA_VERSION, Summaries, summarize
-from .paired import PairedComparisons, paired_comparisons
+from .paired import PairedComparisons
 
 
 class ReportData(Summaries):
@@ -32,14 +32,12 @@ class ReportData(Summaries):
 def build_report_data(
     audit: FluxAudit,
     partials: dict[str, Partial | None],
-    mask: np.ndarray | None,
-    input_image: np.ndarray | None,
+    pixels: InputPixels,
     read: ArrayReader,
 ) -> ReportData:
     s = summarize(audit, partials)
-    decisions = decide(audit.spec, s.groups, s.cells, s.compile_check, mask, input_image, read)
-    paired = paired_comparisons(decisions.cells, decisions.reference)
-    return ReportData(audit=audit, run_id=audit.run_id(), decisions=decisions, paired=paired, **dict(s))
+    decisions = decide(audit.spec, s.groups, s.cells, s.compile_check, pixels, read)
+    return ReportData(audit=audit, run_id=audit.run_id(), decisions=decisions, paired=decisions.paired, **dict(s))
 
 
 def finite(obj: Any) -> Any:

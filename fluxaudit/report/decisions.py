@@ -9,44 +9,16 @@ torch.compile is worth it (graph breaks, measured speed-up).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
-
-import numpy as np
 
 from .. import quality
-from ..fill import fill_scores
 from ..results import CompileCheck
 from ..spec import UNQUANTIZED, FluxAuditSpec, QualitySpec
 from .base import ReportModel
+from .cell_quality import ArrayReader, CellQuality, InputPixels, cell_quality
+from .compile_verdict import COMPILE_RULE, compile_decision
 from .model import CellSummary, GroupSummary
+from .paired import PairedComparisons, paired_comparisons
 from .speed import RUNTIME_NAMES, Runtime, SpeedAnswer, calibration_note, decide_speed
-
-ArrayReader = Callable[[str], np.ndarray | None]
-
-#: compile verdicts: at least this measured speed-up is a "go", at least 1.0 "marginal".
-COMPILE_GO_SPEEDUP = 1.05
-
-
-class CellQuality(ReportModel):
-    quant: str
-    guidance: float
-    seed: int
-    psnr_whole: float | None
-    psnr_inside: float | None
-    psnr_outside: float | None
-    ssim_whole: float | None
-    ssim_inside: float | None
-    ssim_outside: float | None
-    latent_mad: float | None
-    #: against the input image, outside the mask: what the user sees change where nothing should.
-    psnr_outside_vs_input: float | None
-    clipped_inside: float | None
-    #: the fill on its own terms, against the input's surroundings (``fluxaudit.fill``); no reference needed.
-    #: CLIP's probability that the fill is an object rather than the prompt (runner-side, ``quality.clipModel``)
-    hallucination: float | None = None
-    seam: float | None = None
-    colour_delta_e: float | None = None
-    texture_ratio: float | None = None
 
 
 class QuantVerdict(ReportModel):
@@ -71,6 +43,8 @@ class Decisions(ReportModel):
     reference: str | None
     reference_reason: str
     cells: list[CellQuality]
+    #: the fill metrics like with like: quants against the reference, guidance against the baseline guidance
+    paired: PairedComparisons
     verdicts: list[QuantVerdict]
     recommended_quant: str | None
     quant_basis: str
@@ -84,6 +58,8 @@ class Decisions(ReportModel):
     guidance_quant: str | None
     guidance_rows: list[GuidanceRow]
     suggested_guidance: float | None
+    #: what the suggestion rests on: "fill" (paired verdicts) or "outside-mask" (too few pairs for one)
+    guidance_basis: str = "outside-mask"
     guidance_rule: str
     compile_decision: str
     compile_reasons: list[str]
@@ -104,56 +80,15 @@ def pick_reference(requested: str | None, groups: list[GroupSummary]) -> tuple[s
     return best.label, f"largest GGUF file audited ({best.label}), the highest precision available"
 
 
-def cell_quality(
-    cell: CellSummary,
-    ref: CellSummary | None,
-    mask: np.ndarray | None,
-    input_image: np.ndarray | None,
-    read: ArrayReader,
-) -> CellQuality:
-    img = read(cell.image) if cell.image else None
-    d = None
-    mad = None
-    if ref is not None and img is not None and mask is not None:
-        ref_img = read(ref.image) if ref.image else None
-        if ref_img is not None:
-            d = quality.drift(img, ref_img, mask)
-        if cell.latents and ref.latents:
-            la, lb = read(cell.latents), read(ref.latents)
-            if la is not None and lb is not None:
-                mad = quality.latent_mad(la, lb)
-    vs_input = clipped = filled = None
-    if img is not None and mask is not None:
-        inside = quality.binary_mask(mask, img.shape[:2])
-        if input_image is not None and input_image.shape == img.shape:
-            vs_input = quality.psnr(img, input_image, ~inside)
-            filled = fill_scores(img, input_image, inside)
-        clipped = quality.clipped_fraction(img, inside)
-    return CellQuality(
-        quant=cell.quant,
-        guidance=cell.guidance,
-        seed=cell.seed,
-        psnr_whole=d.whole.psnr_db if d else None,
-        psnr_inside=d.inside.psnr_db if d else None,
-        psnr_outside=d.outside.psnr_db if d else None,
-        ssim_whole=d.whole.ssim if d else None,
-        ssim_inside=d.inside.ssim if d else None,
-        ssim_outside=d.outside.ssim if d else None,
-        latent_mad=mad,
-        psnr_outside_vs_input=vs_input,
-        clipped_inside=clipped,
-        hallucination=cell.hallucination,
-        seam=filled.seam if filled else None,
-        colour_delta_e=filled.colour_delta_e if filled else None,
-        texture_ratio=filled.texture_ratio if filled else None,
-    )
+def _where(c: CellQuality) -> str:
+    return ("" if c.input is None else f"{c.input}/") + f"gs{c.guidance:g}/seed {c.seed}"
 
 
 def verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdict:
     failures = []
     for c in cells:
         if c.psnr_whole is None or c.ssim_whole is None:
-            failures.append(f"gs{c.guidance:g}/seed {c.seed}: no reference result to compare")
+            failures.append(f"{_where(c)}: no reference result to compare")
             continue
         why = []
         if c.psnr_whole < q.min_psnr_db:
@@ -163,7 +98,7 @@ def verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdic
         if c.psnr_outside is not None and c.psnr_outside < q.min_outside_mask_psnr_db:
             why.append(f"outside-mask PSNR {c.psnr_outside:.1f} < {q.min_outside_mask_psnr_db:g} dB")
         if why:
-            failures.append(f"gs{c.guidance:g}/seed {c.seed}: " + ", ".join(why))
+            failures.append(f"{_where(c)}: " + ", ".join(why))
     psnrs = [c.psnr_whole for c in cells if c.psnr_whole is not None]
     ssims = [c.ssim_whole for c in cells if c.ssim_whole is not None]
     outs = [c.psnr_outside for c in cells if c.psnr_outside is not None]
@@ -178,6 +113,25 @@ def verdict(label: str, cells: list[CellQuality], q: QualitySpec) -> QuantVerdic
         worst_outside_psnr=min(outs) if outs else None,
         median_latent_mad=statistics.median(mads) if mads else None,
     )
+
+
+#: paired fill metrics on which a quant may not be worse than the reference: it paints something in, or an edge.
+FILL_GATES = ("hallucination", "seam")
+
+
+def gate_on_fill(v: QuantVerdict, paired: PairedComparisons) -> QuantVerdict:
+    """The verdict failed where the paired comparison says the quant's fills are worse than the reference's
+    (the whole 95 % interval of the median paired difference beyond the tie): drift alone cannot say which
+    image is the better fill, this can."""
+    worse = [m for m in paired.quants if m.subject == v.label and m.metric in FILL_GATES and m.verdict == "worse"]
+    if not worse:
+        return v
+    failures = [
+        f"paired {m.metric}: worse than {m.baseline} (median difference {m.median:+.3g} [{m.low:+.3g}, "
+        f"{m.high:+.3g}] over {m.pairs} pairs)"
+        for m in worse
+    ]
+    return v.model_copy(update={"passes": False, "failures": [*v.failures, *failures]})
 
 
 def _speed(labels: list[str], groups: list[GroupSummary], spec: FluxAuditSpec, runtime: Runtime) -> SpeedAnswer:
@@ -244,80 +198,60 @@ def guidance_table(
     return rows, suggested
 
 
-def break_even_images(cc: CompileCheck, steps: int) -> float | None:
-    """Images after which compiling has paid for itself: compile seconds ÷ seconds saved per image."""
-    sp = cc.speedup
-    if sp is None or sp.compile_seconds is None:
-        return None
-    saved = (sp.eager_step_seconds - sp.compiled_step_seconds) * steps
-    return sp.compile_seconds / saved if saved > 0 else None
+def suggest_guidance(
+    rows: list[GuidanceRow], fallback: float | None, paired: PairedComparisons
+) -> tuple[float | None, str]:
+    """(suggested guidance, basis) by the fill metrics paired against the baseline guidance; ``fallback``
+    (the outside-mask rule's pick) where no paired verdict exists."""
+    baseline = paired.baseline_guidance
+    verdicts: dict[float, dict[str, str]] = {}
+    for m in paired.guidance:
+        verdicts.setdefault(float(m.subject), {})[m.metric] = m.verdict
+    measured = any(not v.startswith("too few") for by_metric in verdicts.values() for v in by_metric.values())
+    if baseline is None or not measured:
+        return fallback, "outside-mask"
 
+    def net(g: float) -> int | None:
+        """Metrics better than the baseline minus metrics worse; None: worse on a gate."""
+        found = verdicts.get(g, {})
+        if any(found.get(metric) == "worse" for metric in FILL_GATES):
+            return None
+        return sum(v == "better" for v in found.values()) - sum(v == "worse" for v in found.values())
 
-def compile_decision(cc: CompileCheck | None, steps: int = 28) -> tuple[str, list[str]]:
-    if cc is None:
-        return "not run", ["compileCheck.enabled is false, or its group did not finish"]
-    t = next((e for e in cc.explain if e.target == "transformer"), None)
-    reasons: list[str] = []
-    if t is None or t.error:
-        return "no-go", [f"dynamo could not trace the transformer: {t.error if t else 'no trace'}"]
-    reasons.append(f"transformer: {t.graph_count} graph(s), {t.graph_break_count} break(s)")
-    pipe = next((e for e in cc.explain if e.target == "pipeline"), None)
-    if pipe is not None and not pipe.error:
-        reasons.append(
-            f"whole pipeline: {pipe.graph_count} graphs, {pipe.graph_break_count} breaks "
-            "(expected: generator-driven randn, PIL, progress bar; compile the transformer, not the pipeline)"
-        )
-    if t.graph_break_count > 0:
-        reasons += [f"break: {r.reason}" for r in t.break_reasons]
-        return "no-go", reasons
-    sp = cc.speedup
-    if sp is None or sp.speedup is None:
-        reasons.append(
-            "speed-up not measured: nothing was compiled here (the fast path compiles on a CUDA GPU; "
-            "compileCheck.measureSpeedup: true compiles the whole transformer to time it)"
-        )
-        return "go (traceable; speed-up unmeasured)", reasons
-    reasons.append(
-        f"measured {sp.speedup:.2f}× ({sp.eager_step_seconds * 1000:.1f} → {sp.compiled_step_seconds * 1000:.1f} ms "
-        f"per forward) after {sp.compile_seconds or 0:.0f} s of compiling"
-    )
-    images = break_even_images(cc, steps)
-    if images is not None:
-        reasons.append(
-            f"break-even after {images:.1f} images of {steps} steps (compile seconds ÷ seconds saved per image)"
-        )
-    if sp.speedup >= COMPILE_GO_SPEEDUP:
-        return "go", reasons
-    if sp.speedup >= 1.0:
-        return "marginal", reasons
-    return "no-go", reasons
+    scored = [(score, r.guidance) for r in rows if not r.flags and (score := net(r.guidance)) is not None]
+    if not scored:
+        return None, "fill"
+    best = max(score for score, _ in scored)
+    tied = [g for score, g in scored if score == best]
+    return (baseline if baseline in tied else tied[0]), "fill"
 
 
 QUANT_RULE = (
     "among quants whose every cell has whole-image PSNR ≥ {psnr:g} dB, SSIM ≥ {ssim:g} and outside-mask "
-    "PSNR ≥ {out:g} dB against the reference (the reference itself is never a candidate), the fastest by median "
+    "PSNR ≥ {out:g} dB against the reference, and whose fills are not worse than the reference's on hallucination "
+    "or seam when paired cell by cell (the reference itself is never a candidate), the fastest by median "
     "step time on {runtime} — but only when the bootstrap 95% interval of the ratio of step-time medians lies "
     "wholly outside a ±{tol:.0%} tie band; quants not distinguishable from the fastest at the measured noise are "
     "tied, and the smallest file among them wins"
 )
 GUIDANCE_RULE = (
     "flag a guidance when its outside-mask PSNR against the input image is more than {drop:g} dB below the best "
-    "guidance's, or when more than {sat:.0%} of in-mask pixels are clipped; suggested = the unflagged guidance "
-    "that changes the outside of the mask least (judge the inside with your own eyes on the contact sheet)"
-)
-COMPILE_RULE = (
-    "go when the transformer traces as one graph with no breaks and the measured speed-up (when measured) is "
-    f"≥ {COMPILE_GO_SPEEDUP:.2f}×; marginal between 1.00× and {COMPILE_GO_SPEEDUP:.2f}×; no-go on any transformer "
-    "graph break, trace error or slow-down"
+    "guidance's, or when more than {sat:.0%} of in-mask pixels are clipped; suggested = among unflagged guidances "
+    "whose fills are not worse than the baseline guidance's on hallucination or seam (paired over quants, inputs and "
+    "seeds), the one better than the baseline on the most fill metrics net of those it is worse on — the baseline "
+    "itself when none is; where no paired verdict exists (fewer than 5 pairs), the unflagged guidance that changes "
+    "the outside of the mask least"
 )
 
 
-def _notes(mask: np.ndarray | None, groups: list[GroupSummary], reference: str | None) -> list[str]:
+def _notes(pixels: InputPixels, groups: list[GroupSummary], reference: str | None) -> list[str]:
     notes = []
-    if mask is None:
-        notes.append("the mask used by the runner is missing from the run folder: quality not computed")
-    elif quality.mask_coverage(mask) in (0.0, 1.0):
-        notes.append("the mask is empty or covers the whole image: inside/outside scores are partly undefined")
+    for name, (mask, _) in pixels.items():
+        whose = "the mask" if name is None else f"input {name}'s mask"
+        if mask is None:
+            notes.append(f"{whose} used by the runner is missing from the run folder: its quality is not computed")
+        elif quality.mask_coverage(mask) in (0.0, 1.0):
+            notes.append(f"{whose} is empty or covers the whole image: inside/outside scores are partly undefined")
     if reference is not None and reference != UNQUANTIZED:
         notes.append(
             f"{reference} is the reference and one of the candidates: it passes against itself by definition, so it "
@@ -336,16 +270,19 @@ def decide(
     groups: list[GroupSummary],
     cells: list[CellSummary],
     compile_check: CompileCheck | None,
-    mask: np.ndarray | None,
-    input_image: np.ndarray | None,
+    pixels: InputPixels,
     read: ArrayReader,
 ) -> Decisions:
     q = spec.quality
     reference, why = pick_reference(spec.reference, groups)
-    ref_cells = {(c.guidance, c.seed): c for c in cells if c.quant == reference}
-    qualities = [cell_quality(c, ref_cells.get((c.guidance, c.seed)), mask, input_image, read) for c in cells]
+    ref_cells = {(c.input, c.guidance, c.seed): c for c in cells if c.quant == reference}
+    qualities = [
+        cell_quality(c, ref_cells.get((c.input, c.guidance, c.seed)), *pixels.get(c.input, (None, None)), read)
+        for c in cells
+    ]
+    paired = paired_comparisons(qualities, reference)
     verdicts = [
-        verdict(g.label, [c for c in qualities if c.quant == g.label], q)
+        gate_on_fill(verdict(g.label, [c for c in qualities if c.quant == g.label], q), paired)
         for g in groups
         if g.status == "complete" or any(c.quant == g.label for c in qualities)
     ]
@@ -363,12 +300,14 @@ def decide(
     else:
         recommended, basis, quant_reason = None, "none-pass", "no reference: " + why
     guidance_quant = recommended or reference
-    rows, suggested = guidance_table(qualities, guidance_quant, list(spec.guidance_scales), q)
+    rows, outside_pick = guidance_table(qualities, guidance_quant, list(spec.guidance_scales), q)
+    suggested, guidance_basis = suggest_guidance(rows, outside_pick, paired)
     compile_verdict, compile_reasons = compile_decision(compile_check, spec.steps)
     return Decisions(
         reference=reference,
         reference_reason=why,
         cells=qualities,
+        paired=paired,
         verdicts=verdicts,
         recommended_quant=recommended,
         quant_basis=basis,
@@ -386,9 +325,10 @@ def decide(
         guidance_quant=guidance_quant,
         guidance_rows=rows,
         suggested_guidance=suggested,
+        guidance_basis=guidance_basis,
         guidance_rule=GUIDANCE_RULE.format(drop=q.outside_mask_drop_db, sat=q.saturation_fraction),
         compile_decision=compile_verdict,
         compile_reasons=compile_reasons,
         compile_rule=COMPILE_RULE,
-        notes=_notes(mask, groups, reference),
+        notes=_notes(pixels, groups, reference),
     )

@@ -45,8 +45,10 @@ def _grid(
     tiles: dict[tuple[str, float], Image.Image],
     mask: np.ndarray | None,
     corner: str = "",
+    plain_rows: frozenset[str] = frozenset(),
 ) -> bytes:
-    """Rows × guidance columns of equally sized tiles, labelled, mask outline drawn in each tile."""
+    """Rows × guidance columns of equally sized tiles, labelled, mask outline drawn in each tile;
+    ``plain_rows`` leave absent tiles blank (not "missing")."""
     guidance = list(data.audit.spec.guidance_scales)
     quants = rows
     tile_w = tile_h = 0
@@ -76,6 +78,8 @@ def _grid(
         for j, g in enumerate(guidance):
             x = LABEL_W + PAD + j * (tw + PAD)
             tile = tiles.get((q, g))
+            if tile is None and q in plain_rows:
+                continue
             if tile is None:
                 draw.rectangle((x, y, x + tw - 1, y + th - 1), fill=(235, 235, 235), outline=(180, 180, 180))
                 draw.text((x + 4, y + th // 2 - 6), "missing", fill=(160, 0, 0), font=font)
@@ -88,15 +92,35 @@ def _grid(
     return buf.getvalue()
 
 
-def contact_sheet(data: ReportData, read: ArrayReader, mask: np.ndarray | None) -> bytes:
-    """Quant rows × guidance columns (first seed) of the generated images."""
+INPUT_ROW = "input, mask"
+
+
+def contact_sheet(
+    data: ReportData,
+    read: ArrayReader,
+    mask: np.ndarray | None,
+    input_name: str | None = None,
+    input_image: np.ndarray | None = None,
+) -> bytes:
+    """Quant rows × guidance columns (first seed) of one input's generated images.  For one of
+    ``spec.inputs`` the sheet starts with the input and its mask, then the reference's row."""
     seed = data.audit.spec.seeds[0]
     tiles = {}
     for c in data.cells:
-        arr = read(c.image) if c.image and c.seed == seed else None
+        arr = read(c.image) if c.image and c.seed == seed and c.input == input_name else None
         if arr is not None:
             tiles[(c.quant, c.guidance)] = Image.fromarray(arr)
-    return _grid(data, [g.label for g in data.groups], tiles, mask)
+    rows = [g.label for g in data.groups]
+    if input_name is None:
+        return _grid(data, rows, tiles, mask)
+    reference = data.decisions.reference
+    rows = [INPUT_ROW, *sorted(rows, key=lambda label: label != reference)]  # stable: the rest keep their order
+    guidance = data.audit.spec.guidance_scales
+    if input_image is not None:
+        tiles[(INPUT_ROW, guidance[0])] = Image.fromarray(input_image)
+    if mask is not None and len(guidance) > 1:
+        tiles[(INPUT_ROW, guidance[1])] = Image.fromarray(np.asarray(mask, dtype=np.uint8)).convert("RGB")
+    return _grid(data, rows, tiles, mask, corner=input_name, plain_rows=frozenset({INPUT_ROW}))
 
 
 def diff_sheet(data: ReportData, read: ArrayReader) -> bytes:
@@ -109,12 +133,13 @@ def diff_sheet(data: ReportData, read: ArrayReader) -> bytes:
     decisions = data.decisions
     reference = decisions.reference if decisions else None
     seed = data.audit.spec.seeds[0]
-    refs = {c.guidance: c for c in data.cells if c.quant == reference and c.seed == seed}
+    first = data.audit.spec.input_items()[0][0]  # the first input's cells (each input has its own contact sheet)
+    refs = {c.guidance: c for c in data.cells if c.quant == reference and c.seed == seed and c.input == first}
     cmap = matplotlib.colormaps["magma"]
     diffs: dict[tuple[str, float], np.ndarray] = {}
     for c in data.cells:
         ref = refs.get(c.guidance)
-        if c.quant == reference or c.seed != seed or ref is None or not c.image or not ref.image:
+        if c.quant == reference or c.seed != seed or c.input != first or ref is None or not c.image or not ref.image:
             continue
         a, b = read(c.image), read(ref.image)
         if a is None or b is None or a.shape != b.shape:

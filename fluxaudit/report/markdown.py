@@ -11,6 +11,7 @@ from . import answers, sections
 from .answers import Figures
 from .data import ReportData
 from .format import esc
+from .input_list import input_lines, inputs_section
 from .sections import LinkFn
 
 __all__ = ["Figures", "esc", "render_markdown"]
@@ -26,20 +27,13 @@ def _repeats(data: ReportData) -> str:
 
 def header(data: ReportData) -> list[str]:
     spec = data.audit.spec
-    inp = spec.input
-    source = (
-        f"session {esc(inp.user_id)}/{esc(inp.session_id)}"
-        if inp.session_paths()
-        else f"{esc(inp.image)} + mask {esc(inp.mask)}"
-    )
     return [
         f"# FluxAudit report — {esc(data.audit.metadata.name)}",
         "",
         f"- Run id: `{data.run_id}`",
         f"- Results as of: {esc(data.generated_at or 'no group finished')}",
         f"- Status: {'complete' if data.complete else 'INCOMPLETE — see the groups table'}",
-        f"- Input: {source}",
-        f"- Prompt: {esc(inp.prompt)}",
+        *input_lines(data),
         f"- Model: GGUF from {esc(spec.model.gguf_repo)}@{esc(spec.model.revision)}, "
         f"base {esc(spec.model.base_repo)}@{esc(spec.model.base_revision)}",
         f"- Settings: {spec.steps} steps, compute dtype {spec.dtype}, seeds {', '.join(map(str, spec.seeds))}; "
@@ -102,6 +96,7 @@ def render_markdown(data: ReportData, link: LinkFn, figures: Figures) -> str:
     parts = [
         header(data),
         answers.answers(data) + answers.pictures(figures) + sections.environment(data.environment),
+        inputs_section(data, link),
         sections.groups(data),
         sections.results_matrix(data, link),
         sections.per_quant(data),
@@ -114,4 +109,4 @@ def render_markdown(data: ReportData, link: LinkFn, figures: Figures) -> str:
         sections.compile_check(data),
         methodology(),
     ]
-    return "\n".join(line for i, part in enumerate(parts) for line in ([""] if i else []) + part)
+    return "\n".join(line for i, part in enumerate(parts) if part for line in ([""] if i else []) + part)

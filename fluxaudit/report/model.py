@@ -18,13 +18,15 @@ from ..utilisation import FluxShape, Utilisation, tokens, transformer_flops, uti
 from .base import ReportModel
 from .speed import RuntimeTiming, runtime_timings
 
-REPORT_SCHEMA_VERSION = 2
+#: 3: cells name their input (``spec.inputs``; null for the one input of ``spec.input``).
+REPORT_SCHEMA_VERSION = 3
 
 
 class CellSummary(ReportModel):
-    """All repeats of one (quant, guidance, seed) cell."""
+    """All repeats of one (quant, input, guidance, seed) cell."""
 
     quant: str
+    input: str | None = None
     guidance: float
     seed: int
     repeats: int
@@ -85,12 +87,16 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
-    by_key: dict[tuple[float, int], list[Cell]] = {}
+def _summarize_cells(label: str, cells: list[Cell], inputs: list[str | None]) -> list[CellSummary]:
+    """``inputs``: the spec's input names, in its order (the cells' order in the report)."""
+    by_key: dict[tuple[str | None, float, int], list[Cell]] = {}
     for c in cells:
-        by_key.setdefault((c.guidance, c.seed), []).append(c)
+        by_key.setdefault((c.input, c.guidance, c.seed), []).append(c)
+    order = {name: i for i, name in enumerate(inputs)}
     out = []
-    for (guidance, seed), group in sorted(by_key.items()):
+    for (name, guidance, seed), group in sorted(
+        by_key.items(), key=lambda kv: (order.get(kv[0][0], len(order)), *kv[0][1:])
+    ):
         group.sort(key=lambda c: c.repeat)
         first = group[0]
         cuda = [c.cuda_seconds for c in group if c.cuda_seconds is not None]
@@ -98,6 +104,7 @@ def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
         out.append(
             CellSummary(
                 quant=label,
+                input=name,
                 guidance=guidance,
                 seed=seed,
                 repeats=len(group),
@@ -120,6 +127,9 @@ def _summarize_cells(label: str, cells: list[Cell]) -> list[CellSummary]:
 def _utilisation(p: Partial, audit: FluxAudit, summaries: list[CellSummary]) -> Utilisation | None:
     if p.transformer_config is None or not summaries:
         return None
+    # FLOPs per step depend on the size: with inputs of several sizes, the cells at the first input's size
+    other_size = {i.name for i in p.inputs if (i.height, i.width) != (p.height, p.width)}
+    summaries = [s for s in summaries if s.input not in other_size]
     image_tokens, text_tokens = tokens(p.height, p.width, audit.spec.max_sequence_length)
     flops = transformer_flops(FluxShape.from_config(p.transformer_config), image_tokens, text_tokens)
     step = statistics.median(s.seconds_per_step for s in summaries)
@@ -167,7 +177,7 @@ def summarize(audit: FluxAudit, partials: dict[str, Partial | None]) -> Summarie
             missing.append(label)
             groups.append(GroupSummary(label=label, file=file, status="missing", error="no results were written"))
             continue
-        summaries = _summarize_cells(label, p.cells)
+        summaries = _summarize_cells(label, p.cells, [name for name, _ in audit.spec.input_items()])
         cells.extend(summaries)
         environment = environment or p.environment
         compile_check = p.compile_check or compile_check

@@ -18,7 +18,7 @@ from pydantic import computed_field
 
 from ..stats import median_interval
 from .base import ReportModel
-from .decisions import CellQuality
+from .cell_quality import CellQuality
 
 #: metric → (how far from a perfect continuation, tie tolerance in that unit)
 METRICS: dict[str, tuple[Callable[[CellQuality], float | None], float]] = {
@@ -85,18 +85,18 @@ def _compare(subject: str, baseline: str, pairs: list[tuple[CellQuality, CellQua
 def paired_comparisons(cells: list[CellQuality], reference: str | None) -> PairedComparisons:
     quants: list[PairedMetric] = []
     if reference is not None:
-        ref = {(c.guidance, c.seed): c for c in cells if c.quant == reference}
+        ref = {(c.input, c.guidance, c.seed): c for c in cells if c.quant == reference}
         for label in dict.fromkeys(c.quant for c in cells if c.quant != reference):
-            pairs = [(c, ref[(c.guidance, c.seed)]) for c in cells if c.quant == label and (c.guidance, c.seed) in ref]
+            pairs = [(c, ref[k]) for c in cells if c.quant == label and (k := (c.input, c.guidance, c.seed)) in ref]
             quants += _compare(label, reference, pairs)
     scales = sorted({c.guidance for c in cells})
     baseline = BASELINE_GUIDANCE if BASELINE_GUIDANCE in scales else (scales[-1] if scales else None)
     guidance: list[PairedMetric] = []
     if baseline is not None:
-        base = {(c.quant, c.seed): c for c in cells if c.guidance == baseline}
+        base = {(c.quant, c.input, c.seed): c for c in cells if c.guidance == baseline}
         for g in scales:
             if g == baseline:
                 continue
-            pairs = [(c, base[(c.quant, c.seed)]) for c in cells if c.guidance == g and (c.quant, c.seed) in base]
+            pairs = [(c, base[k]) for c in cells if c.guidance == g and (k := (c.quant, c.input, c.seed)) in base]
             guidance += _compare(f"{g:g}", f"{baseline:g}", pairs)
     return PairedComparisons(quants=quants, guidance=guidance, baseline_guidance=baseline)

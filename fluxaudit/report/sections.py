@@ -14,6 +14,11 @@ from .speed import RUNTIME_NAMES
 LinkFn = Callable[[str], str]
 
 
+def _input_column(data: ReportData) -> bool:
+    """Tables of cells get an Input column with ``spec.inputs``."""
+    return data.audit.spec.inputs is not None
+
+
 def environment(env: Environment | None) -> list[str]:
     lines = ["## Environment", ""]
     if env is None:
@@ -69,12 +74,15 @@ def groups(data: ReportData) -> list[str]:
 def results_matrix(data: ReportData, link: LinkFn) -> list[str]:
     spec = data.audit.spec
     several_seeds = len(spec.seeds) > 1
-    header = ["Quant", "Guidance"] + (["Seed"] if several_seeds else [])
+    several_inputs = _input_column(data)
+    header = ["Quant"] + (["Input"] if several_inputs else []) + ["Guidance"] + (["Seed"] if several_seeds else [])
     header += ["Steps", "Wall-clock (s)", "GPU time (ms)", "s/step", "Peak memory", "Image"]
     rows = []
     for c in data.cells:
         rows.append(
-            [esc(c.quant), guidance_token(c.guidance)]
+            [esc(c.quant)]
+            + ([esc(c.input or "")] if several_inputs else [])
+            + [guidance_token(c.guidance)]
             + ([str(c.seed)] if several_seeds else [])
             + [
                 str(spec.steps),
@@ -82,7 +90,10 @@ def results_matrix(data: ReportData, link: LinkFn) -> list[str]:
                 ms(c.cuda_seconds),
                 num(c.seconds_per_step, 4),
                 size(c.peak_memory_bytes),
-                f"[{esc(c.quant)} gs{guidance_token(c.guidance)}]({link(c.image)})" if c.image else "—",
+                f"[{esc(c.quant)}{' ' + esc(c.input) if c.input else ''} gs{guidance_token(c.guidance)}]"
+                f"({link(c.image)})"
+                if c.image
+                else "—",
             ]
         )
     return ["## Results matrix", "", *table(header, rows)]
@@ -227,14 +238,16 @@ def quality_cells(data: ReportData) -> list[str]:
     lines = [
         "## Quality against the reference",
         "",
-        f"Each cell against {esc(d.reference)} at the same guidance and seed.",
+        f"Each cell against {esc(d.reference)} at the same {'input, ' if _input_column(data) else ''}guidance and seed.",
         "",
     ]
-    header = ["Quant", "Guidance", "Seed", "PSNR whole", "PSNR in mask", "PSNR outside", "SSIM whole", "SSIM in mask",
+    several_inputs = _input_column(data)
+    header = ["Quant", *(["Input"] if several_inputs else []), "Guidance", "Seed", "PSNR whole", "PSNR in mask", "PSNR outside", "SSIM whole", "SSIM in mask",
               "SSIM outside", "Latent MAD"]  # fmt: skip
     rows = [
         [
             esc(c.quant),
+            *([esc(c.input or "")] if several_inputs else []),
             guidance_token(c.guidance),
             str(c.seed),
             db(c.psnr_whole),
@@ -267,9 +280,11 @@ def fill_quality(data: ReportData) -> list[str]:
         "",
     ]
     reference = data.decisions.reference
+    several_inputs = _input_column(data)
     rows = [
         [
             esc(c.quant) + (" (reference)" if c.quant == reference else ""),
+            *([esc(c.input or "")] if several_inputs else []),
             guidance_token(c.guidance),
             str(c.seed),
             "—" if c.seam is None else f"{c.seam:.2f}",
@@ -279,7 +294,9 @@ def fill_quality(data: ReportData) -> list[str]:
         ]
         for c in cells
     ]
-    return lines + table(["Quant", "Guidance", "Seed", "Seam", "Colour ΔE", "Texture", "Hallucination"], rows)
+    header = ["Quant", *(["Input"] if several_inputs else []), "Guidance", "Seed", "Seam", "Colour ΔE", "Texture",
+              "Hallucination"]  # fmt: skip
+    return lines + table(header, rows)
 
 
 def paired_fill(data: ReportData) -> list[str]:
@@ -292,8 +309,8 @@ def paired_fill(data: ReportData) -> list[str]:
         "",
         "Distance from a perfect continuation per metric (|ln seam|, colour ΔE, |ln texture|, hallucination "
         "probability; lower is better), "
-        "compared cell by cell: each quant against the reference at the same guidance and seed, each guidance "
-        f"against {p.baseline_guidance:g} on the same quant and seed. Wins/ties/losses count the pairs (ties within "
+        "compared cell by cell: each quant against the reference at the same input, guidance and seed, each "
+        f"guidance against {p.baseline_guidance:g} on the same quant, input and seed. Wins/ties/losses count the pairs (ties within "
         "0.05 for the logarithms and the probability, 1.0 ΔE); the median paired difference (subject − baseline) has a bootstrap 95 % "
         "interval: worse or better only when the whole interval lies beyond the tie tolerance, from 5 pairs up.",
         "",

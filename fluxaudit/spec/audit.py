@@ -34,14 +34,38 @@ from .sections import (
     default_quants,
 )
 
+#: inputs per audit: each multiplies every group's cells.
+MAX_INPUTS = 64
 #: the fields that change what a cell computes (or, for memory, what its timing means).
-FINGERPRINTED = {"input", "model", "quants", "steps", "max_side", "max_sequence_length", "dtype", "fast_path", "memory"}
+FINGERPRINTED = {
+    "input",
+    "inputs",
+    "model",
+    "quants",
+    "steps",
+    "max_side",
+    "max_sequence_length",
+    "dtype",
+    "fast_path",
+    "memory",
+}
 
 
 class FluxAuditSpec(_Model):
     """What to audit and how."""
 
-    input: InputSpec
+    input: Annotated[
+        InputSpec | None, Field(description="The one input: a stored session or image+mask URIs (or use inputs).")
+    ] = None
+    inputs: Annotated[
+        tuple[InputSpec, ...] | None,
+        Field(
+            min_length=1,
+            max_length=MAX_INPUTS,
+            description="Many inputs (sessions or URI pairs, each with an optional prompt and name): every cell runs "
+            "on each, one folder per input in the run. Set input or inputs, not both.",
+        ),
+    ] = None
     model: ModelSpec = Field(default_factory=ModelSpec)
     quants: Annotated[
         tuple[QuantSpec, ...],
@@ -171,6 +195,38 @@ class FluxAuditSpec(_Model):
         return v
 
     @model_validator(mode="after")
+    def _one_input_form(self) -> FluxAuditSpec:
+        if (self.input is None) == (self.inputs is None):
+            raise ValueError(
+                "set input (one image and mask) or inputs (a list of them), not both"
+                if self.input is not None
+                else "set input (userId+sessionId, or image+mask URIs) or inputs (a list of them)"
+            )
+        if self.input is not None and self.input.name is not None:
+            raise ValueError("input.name names an input of spec.inputs; the one input of spec.input has no folder")
+        seen: dict[str, int] = {}
+        for i, item in enumerate(self.inputs or ()):
+            name = item.default_name(i)
+            if name.lower() in seen:
+                raise ValueError(
+                    f"inputs[{seen[name.lower()]}] and inputs[{i}] are both named {name!r} (their folders in the run): "
+                    f"set inputs[{i}].name"
+                )
+            seen[name.lower()] = i
+        return self
+
+    def input_items(self) -> list[tuple[str | None, InputSpec]]:
+        """Every input with its folder name; the one input of ``spec.input`` has none (the run's root)."""
+        if self.inputs is None:
+            assert self.input is not None
+            return [(None, self.input)]
+        return [(item.default_name(i), item) for i, item in enumerate(self.inputs)]
+
+    @property
+    def first_input(self) -> InputSpec:
+        return self.input_items()[0][1]
+
+    @model_validator(mode="after")
     def _references_exist(self) -> FluxAuditSpec:
         labels = [q.label for q in self.quants]
         if self.reference is not None and self.reference not in [*labels, UNQUANTIZED]:
@@ -203,8 +259,8 @@ class FluxAuditSpec(_Model):
         return GPU_DEFAULT_REPEATS if gpu else 1
 
     def cells_for(self, label: str, gpu: bool) -> int:
-        """Runs one group makes: every guidance scale × seed × repeat."""
-        return len(self.guidance_scales) * len(self.seeds) * self.repeats_for(label, gpu)
+        """Runs one group makes: every input × guidance scale × seed × repeat."""
+        return len(self.input_items()) * len(self.guidance_scales) * len(self.seeds) * self.repeats_for(label, gpu)
 
     @property
     def requests_gpu(self) -> bool:
@@ -219,6 +275,13 @@ class FluxAuditSpec(_Model):
             include=FINGERPRINTED,
             mode="json",
         )
+        # absent forms stay out of the hash: a one-input spec hashes as it did before inputs existed
+        if relevant.get("inputs") is None:
+            relevant.pop("inputs", None)
+        if isinstance(relevant.get("input"), dict) and relevant["input"].get("name") is None:
+            relevant["input"].pop("name")
+        if relevant.get("input") is None:
+            relevant.pop("input", None)
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

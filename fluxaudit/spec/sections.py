@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Annotated, Literal
 
@@ -85,9 +86,23 @@ class ModelSpec(_Model):
         return v
 
 
+#: an input's folder name in the run: no dots (they would meet the run's own files), not a folder the run uses.
+INPUT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+RESERVED_INPUT_NAMES = frozenset({"partials", "latents", "inputs"})
+
+
 class InputSpec(_Model):
     """The user's image, mask and prompt: a stored session, or explicit URIs."""
 
+    name: Annotated[
+        str | None,
+        Field(
+            default=None,
+            pattern=INPUT_NAME_PATTERN,
+            description="In spec.inputs: the input's folder in the run and its name in the report. Default: the "
+            "sessionId, or the image file's stem.",
+        ),
+    ] = None
     user_id: Annotated[
         str | None,
         Field(
@@ -152,6 +167,23 @@ class InputSpec(_Model):
         if v.startswith("/") or ".." in v.split("/"):
             raise ValueError("must be a relative storage path without '..'")
         return v
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str | None) -> str | None:
+        if v is not None and v.lower() in RESERVED_INPUT_NAMES:
+            raise ValueError(f"{v!r} is a folder the run uses itself; pick another name")
+        return v
+
+    def default_name(self, index: int) -> str:
+        """``name``, else the sessionId or the image file's stem made a folder name, else ``input-{index+1}``."""
+        if self.name is not None:
+            return self.name
+        raw = self.session_id or (self.image or "").rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-_")[:63]
+        if not cleaned or cleaned.lower() in RESERVED_INPUT_NAMES:
+            return f"input-{index + 1}"
+        return cleaned
 
     def session_paths(self) -> tuple[str, str] | None:
         if self.user_id is None or self.session_id is None:

@@ -82,11 +82,14 @@ def violations(spec: dict[str, Any], policy: Policy, default_bucket: str | None)
     if bucket is not None and bucket != default_bucket and bucket not in policy.buckets:
         out.append(f"spec.storage.bucket: {bucket} is not allowed ({_allowed(policy.buckets)})")
     readable = {*policy.input_buckets, *(b for b in (bucket or default_bucket,) if b)}
-    for field_name in ("image", "mask"):
-        uri = (spec.get("input") or {}).get(field_name)
-        if isinstance(uri, str) and uri.startswith("gs:") and urlparse(uri).netloc not in readable:
-            out.append(
-                f"spec.input.{field_name}: bucket {urlparse(uri).netloc} is not one the runners may read "
-                f"(allowed: {sorted(readable) or 'none'})"
-            )
+    given = [("spec.input", spec.get("input"))]
+    given += [(f"spec.inputs[{i}]", item) for i, item in enumerate(spec.get("inputs") or [])]
+    for where, item in given:
+        for field_name in ("image", "mask"):
+            uri = (item if isinstance(item, dict) else {}).get(field_name)
+            if isinstance(uri, str) and uri.startswith("gs:") and urlparse(uri).netloc not in readable:
+                out.append(
+                    f"{where}.{field_name}: bucket {urlparse(uri).netloc} is not one the runners may read "
+                    f"(allowed: {sorted(readable) or 'none'})"
+                )
     return out

@@ -1,4 +1,4 @@
-"""Run one quant group: every guidance × seed × repeat cell of one GGUF file.
+"""Run one quant group: every input × guidance × seed × repeat cell of one GGUF file.
 
 ``GroupRunner.run`` reads as its phases: resume → record → load (and place) → calibrate →
 stock sample → fast path → warm up → sweep → compile check → release.  The partial JSON is rewritten after every cell, so a group
@@ -23,22 +23,21 @@ import numpy as np
 import torch
 
 from fluxaudit.contract import Env, audit_document, timestamp
-from fluxaudit.inputs import resolve
 from fluxaudit.layout import RunLayout
-from fluxaudit.results import Cell, Cleanup, LoadTimings, Partial, ResumeConflict
+from fluxaudit.results import Cell, CellKey, Cleanup, LoadTimings, Partial, ResumeConflict
 from fluxaudit.run_folder import CorruptPartial, bind_spec, check_belongs, read_partial, set_aside
 from fluxaudit.spec import UNQUANTIZED, FluxAudit
 from fluxaudit.storage import Storage
 
 from . import compile_check, environment, fastpath, gguf_kernels, loading, placement
+from .audit_inputs import AuditInput, distinct_prompts, inputs_sha256, read_inputs
 from .calibration import calibrate
 from .errors import GroupInputError
 from .events import emit, phase
 from .hallucination import Scorer, load_scorer
-from .inference import WarmUp, stock_sample, timed_cell, warm_up
+from .inference import WarmUp, stock_sample, timed_cell, warm_shape, warm_up
 from .loading import LoadedGroup
 from .measure import memory_in_use, return_freed_host_memory
-from .pipeline_inputs import PreparedInputs, prepare_inputs
 
 log = logging.getLogger("fluxaudit.runner")
 #: a phase that should take seconds to a few minutes: past this, the log gets every thread's stack.
@@ -47,9 +46,11 @@ STALL_STACKS_SECONDS = 600.0
 ProgressFn = Callable[[Partial], None]
 
 
-def cell_plan(audit: FluxAudit, label: str, gpu: bool) -> list[tuple[float, int, int]]:
+def cell_plan(audit: FluxAudit, label: str, gpu: bool) -> list[CellKey]:
+    """Input by input (each input's images come out together), then guidance, seed, repeat."""
     s = audit.spec
-    return list(itertools.product(s.guidance_scales, s.seeds, range(s.repeats_for(label, gpu))))
+    names = [name for name, _ in s.input_items()]
+    return list(itertools.product(names, s.guidance_scales, s.seeds, range(s.repeats_for(label, gpu))))
 
 
 def stock_images(audit: FluxAudit, label: str, gpu: bool) -> int:
@@ -140,23 +141,20 @@ class GroupRunner:
             except fastpath.FastPathUnavailable as exc:
                 raise GroupInputError(str(exc)) from exc
             placement.check_available(self.spec.memory, self.device)
-            assets = resolve(self.spec.input, self.storage)
-            input_sha256 = hashlib.sha256(assets.image + assets.mask).hexdigest()
+            audit_inputs = read_inputs(self.spec, self.storage)
+            input_sha256 = inputs_sha256(audit_inputs)
             if stored is not None:
                 check_belongs(stored, self.audit, self.layout.partial(self.label), input_sha256)
-            inputs = prepare_inputs(
-                assets.image,
-                assets.mask,
-                self.spec.max_side,
-                (assets.image_source, assets.mask_source),
-                self.spec.input.resize_mask,
-            )
-            self._record_inputs(inputs)
-            partial = self._start(stored, inputs, assets.prompt)
+            self._record_inputs(audit_inputs)
+            partial = self._start(stored, audit_inputs)
             partial.input_sha256 = input_sha256
+            inputs = audit_inputs[0].prepared  # warm-up, stock sample and compile check run on the first input
+            largest = max((i.prepared for i in audit_inputs), key=lambda p: p.height * p.width)
             # 3. load, and place the weights where spec.memory says (measured, on this device)
             partial.environment = environment.collect(self.device)
-            loaded = loading.load_group(self.spec, self.quant, self.device, plan, (inputs.height, inputs.width))
+            loaded = loading.load_group(
+                self.spec, self.quant, self.device, plan, (largest.height, largest.width), distinct_prompts(self.spec)
+            )
             try:
                 self._check_same_file(partial, loaded)
                 with phase("clip_load", self.label, model=self.spec.quality.clip_model or "none"):
@@ -183,7 +181,7 @@ class GroupRunner:
                     done.update(compile_seconds=loaded.fast_path.compile_seconds)
                 self._record_load(partial, loaded, warm)
                 # 8. sweep
-                self._sweep(partial, loaded, inputs)
+                self._sweep(partial, loaded, audit_inputs)
                 # 9. compile check
                 if runs_compile_check(self.audit, self.label) and partial.compile_check is None:
                     with phase("compile_check", self.label, stacks_after=STALL_STACKS_SECONDS):
@@ -202,20 +200,24 @@ class GroupRunner:
         return partial
 
     # -- phases ---------------------------------------------------------------
-    def _record_inputs(self, inputs: PreparedInputs) -> None:
+    def _record_inputs(self, audit_inputs: list[AuditInput]) -> None:
         """Store the audit document and the inputs as the pipeline saw them (same bytes
         from every group), so the report can be rebuilt from the run folder alone."""
         bind_spec(self.storage, self.layout, self.audit, audit_document(self.audit))
-        self.storage.write_bytes(self.layout.input_image, _png(inputs.image), "image/png")
-        self.storage.write_bytes(self.layout.input_mask, _png(inputs.mask), "image/png")
+        for item in audit_inputs:
+            folder = self.layout.of_input(item.name)
+            self.storage.write_bytes(folder.input_image, _png(item.prepared.image), "image/png")
+            self.storage.write_bytes(folder.input_mask, _png(item.prepared.mask), "image/png")
 
-    def _start(self, stored: Partial | None, inputs: PreparedInputs, prompt: str) -> Partial:
+    def _start(self, stored: Partial | None, audit_inputs: list[AuditInput]) -> Partial:
         """The stored partial when it holds cells to resume from, else a fresh one; marked running."""
         if stored is not None and stored.cells:
             partial = stored
         else:
-            partial = self._fresh_partial(inputs.height, inputs.width, prompt)
+            first = audit_inputs[0].prepared
+            partial = self._fresh_partial(first.height, first.width, first.prompt)
             partial.attempts = stored.attempts if stored is not None else 0
+        partial.inputs = [i.record() for i in audit_inputs if i.name is not None]
         partial.attempts += 1
         partial.status, partial.error = "running", None
         partial.started_at = partial.started_at or timestamp()
@@ -247,37 +249,49 @@ class GroupRunner:
             memory_mode=loaded.placement.mode
             + (
                 "; text encoders kept, the prompt encoded in every call"
-                if loaded.prompt_embeds is None
+                if loaded.embeddings is None
                 else "; text encoders freed after encoding the prompt once"
             ),
         )
         partial.fast_path = loaded.fast_path
         self._save(partial)
 
-    def _sweep(self, partial: Partial, loaded: LoadedGroup, inputs: PreparedInputs) -> None:
+    def _sweep(self, partial: Partial, loaded: LoadedGroup, audit_inputs: list[AuditInput]) -> None:
         done = partial.done_keys()
-        for guidance, seed, repeat in cell_plan(self.audit, self.label, self.gpu):
-            if (guidance, seed, repeat) not in done:
-                partial.cells.append(self._cell(loaded, inputs, guidance, seed, repeat))
-                self._save(partial)
+        by_name = {i.name: i for i in audit_inputs}
+        warmed = {(audit_inputs[0].prepared.height, audit_inputs[0].prepared.width)}  # the warm-up phase's shape
+        for key in cell_plan(self.audit, self.label, self.gpu):
+            if key in done:
+                continue
+            item = by_name[key[0]]
+            shape = (item.prepared.height, item.prepared.width)
+            if shape not in warmed:  # another size: its first call may compile; never inside a timed cell
+                warm_shape(loaded, item.prepared, self.spec, self.device)
+                warmed.add(shape)
+            partial.cells.append(self._cell(loaded, item, *key[1:]))
+            self._save(partial)
 
-    def _cell(self, loaded: LoadedGroup, inputs: PreparedInputs, guidance: float, seed: int, repeat: int) -> Cell:
+    def _cell(self, loaded: LoadedGroup, item: AuditInput, guidance: float, seed: int, repeat: int) -> Cell:
+        inputs = item.prepared
         result, timing, peak = timed_cell(loaded, inputs, self.spec, self.device, guidance, seed)
-        emit("cell", self.label, guidance=guidance, seed=seed, repeat=repeat, seconds=round(timing.wall_seconds, 3),
+        emit("cell", self.label, **({"input": item.name} if item.name else {}), guidance=guidance, seed=seed,
+             repeat=repeat, seconds=round(timing.wall_seconds, 3),
              step_ms_median=round(1000 * float(np.median(timing.step_seconds)), 2) if timing.step_seconds else None,
              peak_bytes=peak.peak)  # fmt: skip
         image_path = latents_path = image_sha = hallucination = None
         if repeat == 0:
             png = _png(result.images[0])
-            image_path = self.layout.image(self.label, guidance, seed, self.several_seeds)
+            folder = self.layout.of_input(item.name)
+            image_path = folder.image(self.label, guidance, seed, self.several_seeds)
             self.storage.write_bytes(image_path, png, "image/png")
             image_sha = hashlib.sha256(png).hexdigest()
             if self.scorer is not None:  # after the timing: it never enters a measured interval
-                hallucination = self.scorer.score(result.images[0], inputs.mask)
+                hallucination = self.scorer.score(result.images[0], inputs.mask, inputs.prompt)
             if timing.final_latents is not None:
-                latents_path = self.layout.latents(self.label, guidance, seed, self.several_seeds)
+                latents_path = folder.latents(self.label, guidance, seed, self.several_seeds)
                 self.storage.write_bytes(latents_path, _npy(timing.final_latents.numpy()), "application/octet-stream")
         return Cell(
+            input=item.name,
             guidance=guidance,
             seed=seed,
             repeat=repeat,
@@ -336,7 +350,7 @@ class GroupRunner:
         run folder holds another audit's results: nothing already stored there may change."""
         if isinstance(exc, ResumeConflict | CorruptPartial):
             return
-        failed = partial or self._fresh_partial(0, 0, self.spec.input.prompt)
+        failed = partial or self._fresh_partial(0, 0, self.spec.first_input.prompt)
         failed.status, failed.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
         self._save(failed)
 

@@ -28,15 +28,15 @@ CROP_MARGIN = 0.15
 class Scorer:
     model: Any
     processor: Any
-    prompts: list[str]
+    object_prompts: list[str]
     name: str
 
-    def score(self, image: Image.Image, mask: Image.Image) -> float | None:
-        """1 − p(fill prompt) over [fill prompt, *object prompts] on the fill's crop; None: empty mask."""
+    def score(self, image: Image.Image, mask: Image.Image, prompt: str) -> float | None:
+        """1 − p(fill prompt) over [the input's fill prompt, *object prompts] on the fill's crop; None: empty mask."""
         crop = fill_crop(image, mask)
         if crop is None:
             return None
-        inputs = self.processor(text=self.prompts, images=crop, return_tensors="pt", padding=True)
+        inputs = self.processor(text=[prompt, *self.object_prompts], images=crop, return_tensors="pt", padding=True)
         with torch.inference_mode():
             logits = self.model(**inputs).logits_per_image[0]
         probabilities = torch.softmax(logits.float(), dim=-1)
@@ -73,4 +73,4 @@ def load_scorer(spec: FluxAuditSpec) -> tuple[Scorer | None, str | None]:
     except Exception as exc:  # not cached offline, gated, no network, not a CLIP checkpoint: say so, score nothing
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return None, f"hallucination not measured: {name} could not be loaded ({type(exc).__name__}: {first})"[:500]
-    return Scorer(model, processor, [spec.input.prompt, *spec.quality.object_prompts], name), None
+    return Scorer(model, processor, list(spec.quality.object_prompts), name), None

@@ -1,7 +1,7 @@
 """Pipeline calls of one group: the warm-up (which compiles when the fast path does) and a timed cell.
 
 Every call uses a CPU ``torch.Generator`` seeded with the cell's seed, so a cell is
-reproducible across quants and runs, and the prompt embeddings encoded once at load.
+reproducible across quants and runs, and each input's prompt embeddings encoded once at load.
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ COMPILED_WARMUPS = 2
 def call_kwargs(
     loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, guidance: float, seed: int
 ) -> dict[str, Any]:
-    prompt: dict[str, Any] = (
-        {"prompt": spec.input.prompt}  # encoded in every call, as a service with offloaded encoders does
-        if loaded.prompt_embeds is None
-        else {"prompt_embeds": loaded.prompt_embeds, "pooled_prompt_embeds": loaded.pooled}
-    )
+    prompt: dict[str, Any] = {"prompt": inputs.prompt}  # encoded in every call, as with offloaded encoders
+    if loaded.embeddings is not None:
+        embeds, pooled = loaded.embeddings[inputs.prompt]
+        prompt = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
     return {
         **prompt,
         "image": inputs.image,
@@ -115,6 +114,12 @@ def warm_up(loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, de
         record.compile_seconds = max(seconds[0] - seconds[1], 0.0)
         record.cache_files_after = fastpath.cache_files(record.cache_dir)
     return WarmUp(seconds=time.perf_counter() - start_all, transformer_inputs=captured)
+
+
+def warm_shape(loaded: LoadedGroup, inputs: PreparedInputs, spec: FluxAuditSpec, device: torch.device) -> None:
+    """One untimed short call at an input's own size, before its first timed cell: a compiled transformer
+    meets a new shape there (and recompiles), not inside a measured interval."""
+    infer(loaded, inputs, spec, device, spec.guidance_scales[0], spec.seeds[0], steps=WARMUP_STEPS)
 
 
 def timed_cell(

@@ -204,9 +204,9 @@ class LoadedGroup:
 
     pipe: Any
     transformer: torch.nn.Module
-    #: the prompt encoded once; None where every call encodes it (modelCpuOffload, as a service would).
-    prompt_embeds: torch.Tensor | None
-    pooled: torch.Tensor | None
+    #: each input's prompt encoded once (prompt → (embeddings, pooled)); None where every call encodes it
+    #: (modelCpuOffload, as a service would).
+    embeddings: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
     quant_file: QuantFile
     placement: Placement
     #: what the transformer runs with; the fast-path phase carries it out, the warm-up completes it,
@@ -220,7 +220,7 @@ class LoadedGroup:
 
     def release(self) -> None:
         """Drop every reference to the models (the caller collects and measures)."""
-        self.pipe = self.transformer = self.prompt_embeds = self.pooled = None  # type: ignore[assignment]
+        self.pipe = self.transformer = self.embeddings = None  # type: ignore[assignment]
 
 
 def _timed_describe(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> tuple[QuantFile, float]:
@@ -229,20 +229,22 @@ def _timed_describe(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> tuple[
     return described, time.perf_counter() - start
 
 
-def _text_phase(pipe: Any, spec: FluxAuditSpec, device: torch.device) -> tuple[Any, Any]:
-    """Encode the prompt once and free the encoders (they do not fit beside Q8_0 on an L4), then move
+def _text_phase(
+    pipe: Any, spec: FluxAuditSpec, device: torch.device, prompts: list[str]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
+    """Encode each prompt once and free the encoders (they do not fit beside Q8_0 on an L4), then move
     the VAE over; with modelCpuOffload keep them: the service encodes in every call."""
     if spec.memory == "modelCpuOffload":
-        return None, None
+        return None
     pipe.text_encoder.to(device)
     pipe.text_encoder_2.to(device)
-    prompt_embeds, pooled = encode_prompt(pipe, spec.input.prompt, spec, device)
+    embeddings = {prompt: encode_prompt(pipe, prompt, spec, device) for prompt in prompts}
     free_text_encoders(pipe)
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     pipe.vae.to(device)
-    return prompt_embeds, pooled
+    return embeddings
 
 
 def load_group(
@@ -251,11 +253,13 @@ def load_group(
     device: torch.device,
     plan: fastpath.Plan,
     shape: tuple[int, int],
+    prompts: list[str],
 ) -> LoadedGroup:
     """Download → pipeline (host) → prompt (encoders freed) → transformer (host) → placement.
 
     ``quant`` None loads the base repo's unquantized transformer (the bf16 reference);
-    ``shape`` (height, width) is what the activation probe measures at."""
+    ``shape`` (height, width) is what the activation probe measures at (the largest input's);
+    ``prompts``: every input's prompt, encoded before the encoders go."""
     group = quant.label if quant is not None else UNQUANTIZED
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-hash") as pool:
         t0 = time.perf_counter()
@@ -269,7 +273,7 @@ def load_group(
             pipe = load_pipeline_without_transformer(spec)
         t2 = time.perf_counter()
         with phase("prompt_encode", group):
-            prompt_embeds, pooled = _text_phase(pipe, spec, device)
+            embeddings = _text_phase(pipe, spec, device, prompts)
         t3 = time.perf_counter()
         hash_seconds = None
         with phase("transformer_load", group) as done:
@@ -302,4 +306,4 @@ def load_group(
         memory_after_load_bytes=memory_in_use(device),
     )
     where = placement.record(spec.memory, mode, reason, budget)
-    return LoadedGroup(pipe, transformer, prompt_embeds, pooled, quant_file, where, fastpath.record_for(plan), seconds)
+    return LoadedGroup(pipe, transformer, embeddings, quant_file, where, fastpath.record_for(plan), seconds)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from fluxaudit.limits import LimitError, check_image_size, check_same_aspect
+from fluxaudit.spec import DEFAULT_PROMPT
 
 from .errors import GroupInputError
 
@@ -18,6 +19,8 @@ class PreparedInputs:
     mask: Image.Image
     width: int
     height: int
+    #: the input's fill prompt (each of ``spec.inputs`` may have its own)
+    prompt: str = DEFAULT_PROMPT
 
 
 def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -27,24 +30,24 @@ def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
 
 
-def _open(data: bytes, field: str, source: str) -> Image.Image:
+def _open(data: bytes, field: str, source: str, where: str) -> Image.Image:
     """The image's header only (PIL decodes lazily): its size is checked before any pixel is decoded."""
     try:
         image = Image.open(io.BytesIO(data))
     except Exception as exc:
-        raise GroupInputError(f"input.{field}: {source} is not a readable image ({type(exc).__name__})") from None
+        raise GroupInputError(f"{where}.{field}: {source} is not a readable image ({type(exc).__name__})") from None
     try:
-        check_image_size(image.size, f"input.{field} {source}")
+        check_image_size(image.size, f"{where}.{field} {source}")
     except LimitError as exc:
         raise GroupInputError(str(exc)) from None
     return image
 
 
-def _decode(image: Image.Image, mode: str, field: str, source: str) -> Image.Image:
+def _decode(image: Image.Image, mode: str, field: str, source: str, where: str) -> Image.Image:
     try:
         return image.convert(mode)
     except Exception as exc:
-        raise GroupInputError(f"input.{field}: {source} cannot be decoded ({type(exc).__name__}: {exc})") from None
+        raise GroupInputError(f"{where}.{field}: {source} cannot be decoded ({type(exc).__name__}: {exc})") from None
 
 
 def prepare_inputs(
@@ -53,25 +56,28 @@ def prepare_inputs(
     max_side: int,
     sources: tuple[str, str] = ("the image", "the mask"),
     resize_mask: bool = False,
+    prompt: str = DEFAULT_PROMPT,
+    where: str = "input",
 ) -> PreparedInputs:
     """Decode, check and resize the inputs; a mask of another aspect ratio is refused unless
     ``input.resizeMask`` opts in (a stretched mask fills the wrong place)."""
     image_source, mask_source = sources
-    image = _open(image_bytes, "image", image_source)
-    mask = _open(mask_bytes, "mask", mask_source)
+    image = _open(image_bytes, "image", image_source, where)
+    mask = _open(mask_bytes, "mask", mask_source, where)
     if not resize_mask and not check_same_aspect(image.size, mask.size):
         raise GroupInputError(
-            f"input.mask {mask_source} is {mask.size[0]}×{mask.size[1]} but the image is "
+            f"{where}.mask {mask_source} is {mask.size[0]}×{mask.size[1]} but the image is "
             f"{image.size[0]}×{image.size[1]}: another aspect ratio would be stretched; give the mask made for this "
-            "image, or set input.resizeMask: true to resize it anyway"
+            f"image, or set {where}.resizeMask: true to resize it anyway"
         )
-    image, mask = _decode(image, "RGB", "image", image_source), _decode(mask, "L", "mask", mask_source)
+    image = _decode(image, "RGB", "image", image_source, where)
+    mask = _decode(mask, "L", "mask", mask_source, where)
     width, height = fit_size(*image.size, max_side)
     image = image.resize((width, height), Image.Resampling.LANCZOS)
     mask = mask.resize((width, height), Image.Resampling.NEAREST)
     if mask.getextrema()[1] < 128:
-        raise GroupInputError("input.mask has no white (fill) area after resizing: nothing to inpaint")
-    return PreparedInputs(image, mask, width, height)
+        raise GroupInputError(f"{where}.mask has no white (fill) area after resizing: nothing to inpaint")
+    return PreparedInputs(image, mask, width, height, prompt)
 
 
 def shrunk(inputs: PreparedInputs, max_side: int) -> PreparedInputs:
@@ -80,4 +86,5 @@ def shrunk(inputs: PreparedInputs, max_side: int) -> PreparedInputs:
     if (width, height) == (inputs.width, inputs.height):
         return inputs
     image = inputs.image.resize((width, height), Image.Resampling.LANCZOS)
-    return PreparedInputs(image, inputs.mask.resize((width, height), Image.Resampling.NEAREST), width, height)
+    mask = inputs.mask.resize((width, height), Image.Resampling.NEAREST)
+    return PreparedInputs(image, mask, width, height, inputs.prompt)

@@ -103,8 +103,22 @@ def test_run_id_is_stable_and_explicit_wins() -> None:
             "unknown placeholder",
         ),
         ({"quants": [{"label": f"Q{i}", "file": f"{i}.gguf"} for i in range(33)]}, "spec.quants", "at most 32"),
+        ({"inputs": [{"userId": "u", "sessionId": "s"}]}, "spec", "set input (one image and mask) or inputs"),
+        ({"input": None}, "spec", "set input (userId+sessionId, or image+mask URIs) or inputs"),
+        ({"input": None, "inputs": []}, "spec.inputs", "must not be empty"),
+        (
+            {"input": None, "inputs": [{"userId": "a", "sessionId": "s1"}, {"userId": "b", "sessionId": "s1"}]},
+            "spec",
+            "inputs[0] and inputs[1] are both named 's1' (their folders in the run): set inputs[1].name",
+        ),
+        ({"input": None, "inputs": [{"userId": "u", "sessionId": "s", "name": "partials"}]}, "spec.inputs[0].name",
+         "a folder the run uses itself"),
+        ({"input": None, "inputs": [{"userId": "u", "sessionId": "s", "name": "a.b"}]}, "spec.inputs[0].name",
+         "does not match"),
+        ({"input": None, "inputs": [{"userId": "u"}]}, "spec.inputs[0]", "userId and sessionId go together"),
+        ({"input": {"userId": "u", "sessionId": "s", "name": "x"}}, "spec", "input.name names an input of spec.inputs"),
     ],
-)
+)  # fmt: skip
 def test_rejections_name_the_field(spec: dict[str, Any], field: str, words: str) -> None:
     errors = errors_of(doc(**spec))
     assert any(path == field and words in msg for path, msg in errors), errors
@@ -150,7 +164,7 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(main, ["validate", str(good)])
     assert ok.exit_code == 0, ok.output
-    assert "3 quants × 5 guidance" in ok.output
+    assert "3 quants × 1 input(s) × 5 guidance" in ok.output
     res = runner.invoke(main, ["validate", str(bad)])
     assert res.exit_code == ExitCode.INVALID_SPEC
     assert "spec.steps" in res.output and "spec.quants" in res.output
@@ -168,3 +182,24 @@ def test_spec_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("FLUXAUDIT_SPEC")
     with pytest.raises(SpecError, match="FLUXAUDIT_SPEC is not set"):
         load_file("env:FLUXAUDIT_SPEC")
+
+
+def test_inputs_are_named_by_their_session_or_file_and_counted_in_every_group() -> None:
+    inputs = [
+        {"userId": "u1", "sessionId": "D1A406F5"},
+        {"image": "gs://b/photos/kitchen floor.v2.jpg", "mask": "gs://b/m.png", "prompt": "bare tiles"},
+        {"image": "file:///data/inputs.png", "mask": "file:///data/m.png"},
+        {"image": "file:///data/x.png", "mask": "file:///data/m.png", "name": "mine"},
+    ]
+    s = parse_document(doc(input=None, inputs=inputs, seeds=[0, 1])).spec
+    assert [name for name, _ in s.input_items()] == ["D1A406F5", "kitchen-floor-v2", "input-3", "mine"]
+    assert s.first_input.session_id == "D1A406F5" and s.input_items()[1][1].prompt == "bare tiles"
+    assert s.input_items()[0][1].prompt == DEFAULT_PROMPT
+    assert s.cells_for("Q4_0", gpu=False) == 4 * 5 * 2
+
+
+def test_one_input_hashes_as_before_inputs_existed() -> None:
+    """Run ids of one-input audits stay what they were (a rerun finds and resumes its run): values computed before spec.inputs existed."""
+    assert parse_document(doc(input={"userId": "u1", "sessionId": "s1"})).spec.fingerprint() == "f791aa6bf79a4efa"
+    two_seeds = doc(input={"image": "file:///a.png", "mask": "file:///m.png", "prompt": "x"}, seeds=[0, 1])
+    assert parse_document(two_seeds).spec.fingerprint() == "5d320f5f53b33c18"

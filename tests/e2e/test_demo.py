@@ -95,4 +95,4 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     assert compared.returncode == 0, compared.stderr[-3000:]
     assert "no regression" in compared.stderr
     rows = (run_dir / "report.csv").read_text().splitlines()
-    assert rows[0].startswith("quant,guidance,seed,secondsPerStep") and len(rows) == 1 + 20
+    assert rows[0].startswith("quant,input,guidance,seed,secondsPerStep") and len(rows) == 1 + 20

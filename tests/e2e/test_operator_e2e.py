@@ -196,6 +196,33 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
     assert all(pod.process.returncode is not None for pod in cluster.executor.pods.values())
 
 
+def test_many_inputs_run_as_one_job_per_quant_to_a_report_keyed_by_input(
+    tiny_model, cluster: EmulatedCluster, tmp_path: Path
+) -> None:
+    from tests.runner.test_multi_input import multi_doc
+
+    kubectl = Kubectl(cluster)
+    doc = multi_doc(tiny_model, tmp_path / "inputs", seeds=[0])
+    doc["metadata"] = {"name": "many"}
+    with OperatorProcess(cluster, operator_env(cluster, tmp_path)):
+        kubectl.apply(doc)
+        status = wait_for("the audit to finish", lambda: finished(kubectl, "many"), 240)
+    assert not cluster.executor.errors, cluster.executor.errors
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    # Still one Job per quant (Q4_0 and the reference Q8_0), each running all of its inputs' cells.
+    assert len(cluster.executor.pods_started) == 2 and all(n == 1 for n in cluster.executor.pods_started.values())
+    assert status["progress"] == "12/12"
+    assert all(g["cellsDone"] == g["cellsTotal"] == 3 * 2 for g in status["groups"])
+    run = Path(status["reportPath"]).parent
+    report = json.loads((run / "report.json").read_text())
+    assert {c["input"] for c in report["cells"]} == {"original", "mirrored", "wide"}
+    for name in ("original", "mirrored", "wide"):
+        assert (run / name / "contact_sheet.png").is_file() and (run / name / "inputs" / "mask.png").is_file()
+        assert sorted(p.name for p in (run / name).glob("*_gs*.png")) == [
+            f"{q}_gs{g}.png" for q in ("Q4_0", "Q8_0") for g in (2, 30)
+        ]
+
+
 def test_an_invalid_spec_is_stalled_with_the_field_path(cluster: EmulatedCluster, tmp_path: Path) -> None:
     kubectl = Kubectl(cluster)
     doc = {

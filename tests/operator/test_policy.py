@@ -39,6 +39,7 @@ def stalled(p: Any) -> str:
         ({"runner": {"priorityClassName": "system-cluster-critical"}}, "spec.runner.priorityClassName"),
         ({"storage": {"bucket": "other-team-bucket"}}, "spec.storage.bucket: other-team-bucket is not allowed"),
         ({"input": {"image": "gs://other-team-bucket/x.png", "mask": "gs://team-bucket/m.png"}}, "spec.input.image: bucket other-team-bucket"),
+        ({"input": None, "inputs": [{"userId": "u", "sessionId": "s"}, {"image": "gs://team-bucket/x.png", "mask": "gs://other-team-bucket/m.png"}]}, "spec.inputs[1].mask: bucket other-team-bucket"),
     ],
 )  # fmt: skip
 def test_what_the_installation_does_not_allow_is_refused_by_name(spec: dict[str, Any], field: str) -> None:

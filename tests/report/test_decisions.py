@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from fluxaudit.report.cell_quality import CellQuality
+from fluxaudit.report.compile_verdict import compile_decision
 from fluxaudit.report.decisions import (
-    CellQuality,
-    compile_decision,
     guidance_table,
     pick_reference,
     recommend_quant,
@@ -227,3 +227,56 @@ def test_compile_decisions() -> None:
     assert "break-even after 75.4 images of 28 steps (compile seconds ÷ seconds saved per image)" in reasons
     assert compile_decision(_cc(speedup={**fast, "speedup": 1.02}))[0] == "marginal"
     assert compile_decision(_cc(speedup={**fast, "speedup": 0.9}))[0] == "no-go"
+
+
+def test_a_faster_quant_whose_fills_hallucinate_more_than_the_reference_is_not_recommended() -> None:
+    """Drift passes for both, and Q4_0 is clearly faster; paired cell by cell (5 guidance × 2 seeds), its
+    fills read as an object far more often than the reference's: it fails, with the interval as the reason."""
+    from fluxaudit.report.decisions import gate_on_fill
+    from fluxaudit.report.paired import paired_comparisons
+
+    cells = []
+    for g in (2, 4, 10, 20, 30):
+        for seed in (0, 1):
+            cells.append(cell("bf16", g, math.inf, 1.0, seed=seed, hallucination=0.10, seam=1.0))
+            cells.append(cell("Q4_0", g, 45, seed=seed, hallucination=0.60 + 0.01 * seed, seam=1.0))
+            cells.append(cell("Q8_0", g, 50, seed=seed, hallucination=0.11, seam=1.02))
+    paired = paired_comparisons(cells, "bf16")
+    verdicts = [gate_on_fill(verdict(q, [c for c in cells if c.quant == q], Q), paired) for q in ("Q4_0", "Q8_0")]
+    q4, q8 = verdicts
+    assert not q4.passes and q4.failures == [
+        "paired hallucination: worse than bf16 (median difference +0.505 [+0.5, +0.51] over 10 pairs)"
+    ]
+    assert q8.passes  # within the ties: not distinguishable from the reference
+    groups = [group("Q4_0", 1.0, 6), group("Q8_0", 1.6, 12)]
+    assert recommend(verdicts, groups)[0] == "Q8_0"
+    # the same cells without the hallucinated fills: Q4_0 passes and, faster, is recommended
+    clean = [c.model_copy(update={"hallucination": 0.10}) if c.quant == "Q4_0" else c for c in cells]
+    paired = paired_comparisons(clean, "bf16")
+    verdicts = [gate_on_fill(verdict(q, [c for c in clean if c.quant == q], Q), paired) for q in ("Q4_0", "Q8_0")]
+    assert all(v.passes for v in verdicts) and recommend(verdicts, groups)[0] == "Q4_0"
+
+
+def test_guidance_is_suggested_by_the_paired_fill_and_never_one_that_hallucinates_more() -> None:
+    """Over 3 quants × 2 seeds (6 pairs per guidance): 4 has cleaner seams than 30, 2 cleaner seams but more
+    hallucination, 10 the same as 30 — 4 is suggested; with seams alike, nothing beats 30 and 30 stays."""
+    from fluxaudit.report.decisions import suggest_guidance
+    from fluxaudit.report.paired import paired_comparisons
+
+    def cells(seams: dict[float, float], hallucinations: dict[float, float]) -> list[CellQuality]:
+        return [
+            cell(q, g, 45, seed=seed, seam=seams[g] + 0.001 * seed, hallucination=hallucinations[g])
+            for q in ("Q4_0", "Q5_K_S", "Q8_0") for g in (2, 4, 10, 30) for seed in (0, 1)
+        ]  # fmt: skip
+
+    rows, outside_pick = guidance_table(cells({2: 1, 4: 1, 10: 1, 30: 1}, {2: 0, 4: 0, 10: 0, 30: 0}), "Q4_0",
+                                        [2, 4, 10, 30], Q)  # fmt: skip
+    assert outside_pick == 2 and not any(r.flags for r in rows)  # the outside-mask rule alone: the lowest
+    seams = {2: 1.1, 4: 1.1, 10: 1.8, 30: 1.8}  # |ln seam| 0.10 vs 0.59: 2 and 4 clearly better than 30
+    hallucinations = {2: 0.6, 4: 0.1, 10: 0.1, 30: 0.1}
+    paired = paired_comparisons(cells(seams, hallucinations), "Q8_0")
+    assert suggest_guidance(rows, outside_pick, paired) == (4, "fill")
+    alike = paired_comparisons(cells({2: 1.8, 4: 1.8, 10: 1.8, 30: 1.8}, hallucinations), "Q8_0")
+    assert suggest_guidance(rows, outside_pick, alike) == (30, "fill")
+    few = paired_comparisons([c for c in cells(seams, hallucinations) if c.seed == 0 and c.quant == "Q4_0"], "Q8_0")
+    assert suggest_guidance(rows, outside_pick, few) == (2, "outside-mask")  # 1 pair each: no paired verdict

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fluxaudit.report.decisions import CellQuality
+from fluxaudit.report.cell_quality import CellQuality
 from fluxaudit.report.paired import paired_comparisons
 
 

@@ -41,7 +41,7 @@ def stored_report() -> ReportData:
     layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
     read = _reader(storage)
     partials = read_partials(audit, storage)
-    return build_report_data(audit, partials, read(layout.input_mask), read(layout.input_image), read)
+    return build_report_data(audit, partials, {None: (read(layout.input_mask), read(layout.input_image))}, read)
 
 
 def _link(path: str) -> str:

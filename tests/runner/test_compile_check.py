@@ -22,7 +22,7 @@ def test_a_small_pipeline_trace_finds_the_same_graphs_breaks_and_reasons_as_the_
     small = shrunk(inputs, 64)
     assert max(small.width, small.height) == 64 and max(inputs.width, inputs.height) == 128
     plan = fastpath.plan(spec.fast_path, "cpu", False)
-    loaded = loading.load_group(spec, spec.quants[0], device, plan, (inputs.height, inputs.width))
+    loaded = loading.load_group(spec, spec.quants[0], device, plan, (inputs.height, inputs.width), [inputs.prompt])
 
     def traced(at: PreparedInputs) -> ExplainResult:
         kwargs = call_kwargs(loaded, at, spec, spec.guidance_scales[0], spec.seeds[0])

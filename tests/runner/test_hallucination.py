@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from fluxaudit.report import build_report
-from fluxaudit.spec import parse_document
+from fluxaudit.spec import DEFAULT_PROMPT, parse_document
 from fluxaudit.storage import LocalStorage
 from fluxaudit_runner.group import run_group
 from fluxaudit_runner.hallucination import fill_crop, load_scorer
@@ -28,6 +28,7 @@ def picture(seed: int) -> Image.Image:
     return Image.fromarray((np.random.default_rng(seed).random((96, 128, 3)) * 255).astype(np.uint8))
 
 
+P = DEFAULT_PROMPT
 MASK = Image.new("L", (128, 96))
 MASK.paste(255, (40, 30, 80, 60))
 
@@ -37,15 +38,17 @@ def test_the_tiny_clip_scores_the_fills_crop_as_a_probability(tiny_model) -> Non
     scorer, note = load_scorer(parse_document(doc).spec)
     assert scorer is not None and note is None and scorer.name == TINY_CLIP_REPO
     image = picture(0)
-    first = scorer.score(image, MASK)
-    assert first is not None and 0.0 <= first <= 1.0 and scorer.score(image, MASK) == first  # deterministic
+    first = scorer.score(image, MASK, P)
+    assert first is not None and 0.0 <= first <= 1.0 and scorer.score(image, MASK, P) == first  # deterministic
     far = np.asarray(image).copy()
     far[:, 110:] = 0  # right of the crop (40..80 grown by 15 %)
-    assert scorer.score(Image.fromarray(far), MASK) == first
+    assert scorer.score(Image.fromarray(far), MASK, P) == first
     inside = np.asarray(image).copy()
     inside[30:60, 40:80] = 255
-    assert scorer.score(Image.fromarray(inside), MASK) != first
-    assert fill_crop(image, MASK).size == (52, 38) and scorer.score(image, Image.new("L", (128, 96))) is None
+    assert scorer.score(Image.fromarray(inside), MASK, P) != first
+    assert fill_crop(image, MASK).size == (52, 38) and scorer.score(image, Image.new("L", (128, 96)), P) is None
+    # the input's own prompt is what the fill is scored against: another prompt, another probability
+    assert scorer.score(image, MASK, "a red sports car") != first
 
 
 def test_a_model_that_cannot_be_loaded_gives_no_score_and_says_why(tiny_model) -> None:

@@ -62,7 +62,7 @@ def test_all_three_quants_and_report(tiny_model, tmp_path: Path) -> None:
     md = storage.read_bytes(report.paths["report"]).decode()
     assert "## Results matrix" in md and md.count("| Q5\\_K\\_S | ") >= 3
     doc = json.loads(storage.read_bytes(report.paths["json"]))
-    assert doc["schemaVersion"] == 2 and len(doc["cells"]) == 6 and doc["complete"] is True
+    assert doc["schemaVersion"] == 3 and len(doc["cells"]) == 6 and doc["complete"] is True
     util = doc["groups"][0]["utilisation"]
     assert util["flopsPerStep"] > 1e6 and util["achievedTflops"] > 0 and util["fractionOfPeak"] is None  # CPU
     assert "### Utilisation" in md and "CPU run: no GPU peak" in md

@@ -280,7 +280,14 @@ def save_pipeline_folder(base: Path, seed: int) -> dict[str, torch.Tensor]:
     return {k: v.detach().to(torch.float32).clone() for k, v in transformer.state_dict().items()}
 
 
-def demo_image_and_mask(size: int = DEMO_SIZE) -> tuple[Image.Image, Image.Image]:
+#: where the demo's object sits (fractions of the side: left, top, right, bottom) and its colour
+DEMO_BOX = (0.38, 0.42, 0.66, 0.80)
+DEMO_COLOUR = (200, 30, 40)
+
+
+def demo_image_and_mask(
+    size: int = DEMO_SIZE, box: tuple[float, ...] = DEMO_BOX, colour: tuple[int, int, int] = DEMO_COLOUR
+) -> tuple[Image.Image, Image.Image]:
     """A synthetic scene (sky, ground, an object to remove) and a mask over the object."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
     horizon = 0.45
@@ -291,8 +298,9 @@ def demo_image_and_mask(size: int = DEMO_SIZE) -> tuple[Image.Image, Image.Image
     rgb = np.where((y < horizon)[..., None], sky, ground)
     image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)
-    box = (int(size * 0.38), int(size * 0.42), int(size * 0.66), int(size * 0.80))
-    draw.rectangle(box, fill=(200, 30, 40))
+    left, top, right, bottom = (int(size * f) for f in box)
+    draw.rectangle((left, top, right, bottom), fill=colour)
+    box = (left, top, right, bottom)
     mask = Image.new("L", (size, size), 0)
     pad = max(2, size // 32)
     ImageDraw.Draw(mask).rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), fill=255)

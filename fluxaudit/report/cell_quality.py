@@ -1,0 +1,85 @@
+"""One cell's quality: drift against the reference's cell, and the fill on its own terms (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import quality
+from ..fill import fill_scores
+from .base import ReportModel
+from .model import CellSummary
+
+ArrayReader = Callable[[str], np.ndarray | None]
+#: per input (None: the one input of ``spec.input``): its mask and its image, as the runner stored them.
+InputPixels = dict[str | None, tuple[np.ndarray | None, np.ndarray | None]]
+
+
+class CellQuality(ReportModel):
+    quant: str
+    input: str | None = None
+    guidance: float
+    seed: int
+    psnr_whole: float | None
+    psnr_inside: float | None
+    psnr_outside: float | None
+    ssim_whole: float | None
+    ssim_inside: float | None
+    ssim_outside: float | None
+    latent_mad: float | None
+    #: against the input image, outside the mask: what the user sees change where nothing should.
+    psnr_outside_vs_input: float | None
+    clipped_inside: float | None
+    #: the fill on its own terms, against the input's surroundings (``fluxaudit.fill``); no reference needed.
+    #: CLIP's probability that the fill is an object rather than the prompt (runner-side, ``quality.clipModel``)
+    hallucination: float | None = None
+    seam: float | None = None
+    colour_delta_e: float | None = None
+    texture_ratio: float | None = None
+
+
+def cell_quality(
+    cell: CellSummary,
+    ref: CellSummary | None,
+    mask: np.ndarray | None,
+    input_image: np.ndarray | None,
+    read: ArrayReader,
+) -> CellQuality:
+    img = read(cell.image) if cell.image else None
+    d = None
+    mad = None
+    if ref is not None and img is not None and mask is not None:
+        ref_img = read(ref.image) if ref.image else None
+        if ref_img is not None:
+            d = quality.drift(img, ref_img, mask)
+        if cell.latents and ref.latents:
+            la, lb = read(cell.latents), read(ref.latents)
+            if la is not None and lb is not None:
+                mad = quality.latent_mad(la, lb)
+    vs_input = clipped = filled = None
+    if img is not None and mask is not None:
+        inside = quality.binary_mask(mask, img.shape[:2])
+        if input_image is not None and input_image.shape == img.shape:
+            vs_input = quality.psnr(img, input_image, ~inside)
+            filled = fill_scores(img, input_image, inside)
+        clipped = quality.clipped_fraction(img, inside)
+    return CellQuality(
+        quant=cell.quant,
+        input=cell.input,
+        guidance=cell.guidance,
+        seed=cell.seed,
+        psnr_whole=d.whole.psnr_db if d else None,
+        psnr_inside=d.inside.psnr_db if d else None,
+        psnr_outside=d.outside.psnr_db if d else None,
+        ssim_whole=d.whole.ssim if d else None,
+        ssim_inside=d.inside.ssim if d else None,
+        ssim_outside=d.outside.ssim if d else None,
+        latent_mad=mad,
+        psnr_outside_vs_input=vs_input,
+        clipped_inside=clipped,
+        hallucination=cell.hallucination,
+        seam=filled.seam if filled else None,
+        colour_delta_e=filled.colour_delta_e if filled else None,
+        texture_ratio=filled.texture_ratio if filled else None,
+    )
