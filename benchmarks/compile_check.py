@@ -22,6 +22,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", type=Path, default=Path("/tmp/fluxaudit-full"))
     p.add_argument("--cap-gib", type=float, default=22.0)
+    p.add_argument("--profile", type=Path, default=None, help="cProfile the compile check; top functions to this file")
     args = p.parse_args()
     os.environ["HF_HOME"] = str(args.root / "hf-home")  # before huggingface_hub is imported
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -44,11 +45,35 @@ def main() -> int:
     doc = audit_document(args.root)
     doc["spec"].update(quants=doc["spec"]["quants"][:1], reference="Q4_0", guidanceScales=[2], repeats=1)
     torch.cuda.set_per_process_memory_fraction(args.cap_gib * 2**30 / torch.cuda.get_device_properties(0).total_memory)
+    if args.profile is not None:  # only the compile check: where dynamo's trace of the pipeline spends its time
+        _profile_compile_check(args.profile)
     start = time.perf_counter()
     partial = run_group(parse_document(doc), "Q4_0", LocalStorage(args.root / "out"))
     print(f"group {time.perf_counter() - start:.1f} s", flush=True)
     print(json.dumps(partial.compile_check.to_json() if partial.compile_check else None, indent=1))
     return 0
+
+
+def _profile_compile_check(out: Path) -> None:
+    import cProfile
+    import io
+    import pstats
+
+    from fluxaudit_runner import compile_check
+
+    plain = compile_check.run_check
+
+    def profiled(*args, **kwargs):  # type: ignore[no-untyped-def]
+        profiler = cProfile.Profile()
+        try:
+            return profiler.runcall(plain, *args, **kwargs)
+        finally:
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(40)
+            out.write_text(text.getvalue())
+
+    compile_check.run_check = profiled  # group.py calls it through the module
 
 
 if __name__ == "__main__":

@@ -64,25 +64,71 @@ def _luminance(image: np.ndarray) -> np.ndarray:
     return np.asarray(image, dtype=np.float64)[..., :3] @ np.array([0.2126, 0.7152, 0.0722]) / 255.0
 
 
+#: how far the filters reach (Gaussian radius round(4σ) + Sobel's 1 px, plus 1): a crop this much larger than
+#: the regions gives every region pixel the value the whole image would.
+REACH_PX = int(4 * SEAM_SIGMA_PX + 0.5) + 2
+
+
+def _seam_gradient(y: np.ndarray) -> np.ndarray:
+    return sobel(gaussian(y, SEAM_SIGMA_PX))
+
+
+def _high_pass(y: np.ndarray) -> np.ndarray:
+    return y - gaussian(y, sigma=2.0)
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """The original's side of every statistic and the regions, cropped to where they are: the same for
+    every cell of one input, so a report computes it once per input."""
+
+    regions: Regions
+    crop: tuple[slice, slice]
+    ring_gradient: float
+    ring_lab: np.ndarray
+    ring_texture: float
+
+
+def surroundings(original: np.ndarray, mask: np.ndarray) -> Surroundings | None:
+    """None when the mask leaves too little fill or ring to measure."""
+    if original.shape[:2] != mask.shape:
+        raise ValueError(f"shapes differ: original {original.shape}, mask {mask.shape}")
+    whole = regions(mask)
+    if min(whole.inside.sum(), whole.ring.sum(), whole.band.sum()) < MIN_PIXELS:
+        return None
+    rows, cols = np.nonzero(whole.ring | whole.inside | whole.band)
+    crop = (
+        slice(max(0, rows.min() - REACH_PX), min(mask.shape[0], rows.max() + 1 + REACH_PX)),
+        slice(max(0, cols.min() - REACH_PX), min(mask.shape[1], cols.max() + 1 + REACH_PX)),
+    )
+    r = Regions(whole.inside[crop], whole.band[crop], whole.ring[crop])
+    org = original[crop]
+    org_y = _luminance(org)
+    return Surroundings(
+        regions=r,
+        crop=crop,
+        ring_gradient=float(_seam_gradient(org_y)[r.ring].mean()),
+        ring_lab=rgb2lab(org[r.ring][None])[0].mean(axis=0),
+        ring_texture=float(_high_pass(org_y)[r.ring].std()),
+    )
+
+
+def score_fill(result: np.ndarray, s: Surroundings) -> FillScores:
+    """``result``: H×W×3 uint8 of the original's size."""
+    res = result[s.crop]
+    r = s.regions
+    res_y = _luminance(res)
+    seam = float(_seam_gradient(res_y)[r.band].mean() / (s.ring_gradient + EPS))
+    lab_fill = rgb2lab(res[r.inside][None])[0].mean(axis=0)
+    delta_e = float(np.linalg.norm(lab_fill - s.ring_lab))
+    texture = float(_high_pass(res_y)[r.inside].std() / (s.ring_texture + EPS))
+    return FillScores(seam=seam, colour_delta_e=delta_e, texture_ratio=texture)
+
+
 def fill_scores(result: np.ndarray, original: np.ndarray, mask: np.ndarray) -> FillScores | None:
     """``result``, ``original``: H×W×3 uint8 of the same size; ``mask``: H×W, true where the fill is.
     None when the mask leaves too little fill or ring to measure."""
     if result.shape != original.shape or result.shape[:2] != mask.shape:
         raise ValueError(f"shapes differ: result {result.shape}, original {original.shape}, mask {mask.shape}")
-    r = regions(mask)
-    if min(r.inside.sum(), r.ring.sum(), r.band.sum()) < MIN_PIXELS:
-        return None
-    res_y, org_y = _luminance(result), _luminance(original)
-    seam = float(
-        sobel(gaussian(res_y, SEAM_SIGMA_PX))[r.band].mean()
-        / (sobel(gaussian(org_y, SEAM_SIGMA_PX))[r.ring].mean() + EPS)
-    )
-    lab_fill = rgb2lab(result)[r.inside].mean(axis=0)
-    lab_ring = rgb2lab(original)[r.ring].mean(axis=0)
-    delta_e = float(np.linalg.norm(lab_fill - lab_ring))
-
-    def high_pass(y: np.ndarray) -> np.ndarray:
-        return y - gaussian(y, sigma=2.0)
-
-    texture = float(high_pass(res_y)[r.inside].std() / (high_pass(org_y)[r.ring].std() + EPS))
-    return FillScores(seam=seam, colour_delta_e=delta_e, texture_ratio=texture)
+    s = surroundings(original, mask)
+    return None if s is None else score_fill(result, s)

@@ -3,6 +3,7 @@
     {prefix}/{run_id}/{quant}_gs{g}.png            one image per cell (_s{seed} when several seeds)
     {prefix}/{run_id}/latents/{quant}_gs{g}.npy    final latents of the cell (quality)
     {prefix}/{run_id}/partials/{quant}.json        the group's results, rewritten cell by cell
+    {prefix}/{run_id}/embeddings/{key}.safetensors each prompt's embeddings, encoded once per audit
     {prefix}/{run_id}/REPORT.md, report.json, contact_sheet.png, latency.png
 
 With ``spec.inputs`` each input has a folder, ``{prefix}/{run_id}/{input}/``, laid out as a one-input run
@@ -68,6 +69,10 @@ class RunLayout:
 
     def latents(self, quant: str, guidance: float, seed: int, several_seeds: bool = False) -> str:
         return self._path(f"latents/{self.cell_stem(quant, guidance, seed, several_seeds)}.npy")
+
+    def prompt_embedding(self, key: str) -> str:
+        """A prompt's embeddings, encoded once per audit (``runner/fluxaudit_runner/prompt_cache.py``)."""
+        return self._path(f"embeddings/{key}.safetensors")
 
     def partial(self, quant: str) -> str:
         return self._path(f"partials/{quant}.json")

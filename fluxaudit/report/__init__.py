@@ -26,7 +26,7 @@ from ..storage import NotFound, Storage
 from .data import ReportData, build_report_data, report_json
 from .export import cells_csv
 from .figures import contact_sheet, diff_sheet, drift_chart, fill_chart, latency_chart
-from .html import png_uri, render_html, thumbnail_uri
+from .html import Embeds, png_uri, render_html, thumbnail_uri
 from .markdown import Figures, render_markdown
 
 __all__ = ["BuiltReport", "ReportData", "build_report", "read_partials"]
@@ -92,13 +92,15 @@ def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     def relative(path: str) -> str:  # REPORT.md reads from the run folder, a bucket or a checkout alike
         return posixpath.relpath(path, layout.root)
 
+    embeds = Embeds()
+
     def embedded(path: str) -> str:  # a cell's image: a thumbnail of the pixels already decoded above
         pixels = read(path)
-        return relative(path) if pixels is None else thumbnail_uri(pixels)
+        return relative(path) if pixels is None else embeds.add(thumbnail_uri(pixels))
 
     markdown = render_markdown(data, relative, Figures(*map(relative, pictures)))
-    figures = Figures(*map(png_uri, pictures.values()))
-    page = render_html(render_markdown(data, embedded, figures), f"FluxAudit — {audit.metadata.name}")
+    figures = Figures(*(embeds.add(png_uri(png)) for png in pictures.values()))
+    page = render_html(render_markdown(data, embedded, figures), f"FluxAudit — {audit.metadata.name}", embeds)
     doc = report_json(data)
     storage.write_bytes(layout.report_md, markdown.encode(), "text/markdown; charset=utf-8")
     storage.write_bytes(layout.report_html, page.encode(), "text/html; charset=utf-8")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .. import quality
-from ..fill import fill_scores
+from ..fill import Surroundings, fill_scores, score_fill, surroundings
 from .base import ReportModel
 from .model import CellSummary
 
@@ -45,7 +47,9 @@ def cell_quality(
     mask: np.ndarray | None,
     input_image: np.ndarray | None,
     read: ArrayReader,
+    surround: Surroundings | None = None,
 ) -> CellQuality:
+    """``surround``: the input's side of the fill metrics (``input_surroundings``), computed once per input."""
     img = read(cell.image) if cell.image else None
     d = None
     mad = None
@@ -62,7 +66,7 @@ def cell_quality(
         inside = quality.binary_mask(mask, img.shape[:2])
         if input_image is not None and input_image.shape == img.shape:
             vs_input = quality.psnr(img, input_image, ~inside)
-            filled = fill_scores(img, input_image, inside)
+            filled = score_fill(img, surround) if surround is not None else fill_scores(img, input_image, inside)
         clipped = quality.clipped_fraction(img, inside)
     return CellQuality(
         quant=cell.quant,
@@ -83,3 +87,31 @@ def cell_quality(
         colour_delta_e=filled.colour_delta_e if filled else None,
         texture_ratio=filled.texture_ratio if filled else None,
     )
+
+
+def input_surroundings(mask: np.ndarray | None, input_image: np.ndarray | None) -> Surroundings | None:
+    """What every cell of one input measures its fill against (None: nothing to measure against)."""
+    if mask is None or input_image is None:
+        return None
+    return surroundings(input_image, quality.binary_mask(mask, input_image.shape[:2]))
+
+
+def cell_qualities(
+    cells: list[CellSummary], references: dict[tuple[str | None, float, int], CellSummary], pixels: InputPixels,
+    read: ArrayReader,
+) -> list[CellQuality]:  # fmt: skip
+    """Every cell's quality, in the cells' order.  The stored arrays are decoded first, one at a time (the
+    reader may be a bucket client); the metrics then run on one thread per core: SSIM's Gaussian filters
+    and the fill metrics release the GIL, and at 1024² they were most of a report's build."""
+    for c in cells:
+        for path in (c.image, c.latents):
+            if path:
+                read(path)
+    surround = {name: input_surroundings(mask, image) for name, (mask, image) in pixels.items()}
+
+    def one(c: CellSummary) -> CellQuality:
+        mask, image = pixels.get(c.input, (None, None))
+        return cell_quality(c, references.get((c.input, c.guidance, c.seed)), mask, image, read, surround.get(c.input))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(cells), os.cpu_count() or 1))) as pool:
+        return list(pool.map(one, cells))

@@ -70,6 +70,7 @@ def report_json(data: ReportData) -> dict[str, Any]:
             "groups": [_dump(g) for g in data.groups],
             "cells": [_dump(c) for c in data.cells],
             "compileCheck": _dump(data.compile_check),
+            "clock": _dump(data.clock),
             "quality": {
                 "reference": d.reference,
                 "referenceReason": d.reference_reason,

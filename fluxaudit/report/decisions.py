@@ -14,7 +14,7 @@ from .. import quality
 from ..results import CompileCheck
 from ..spec import UNQUANTIZED, FluxAuditSpec, QualitySpec
 from .base import ReportModel
-from .cell_quality import ArrayReader, CellQuality, InputPixels, cell_quality
+from .cell_quality import ArrayReader, CellQuality, InputPixels, cell_qualities
 from .compile_verdict import COMPILE_RULE, compile_decision
 from .model import CellSummary, GroupSummary
 from .paired import PairedComparisons, paired_comparisons
@@ -276,10 +276,7 @@ def decide(
     q = spec.quality
     reference, why = pick_reference(spec.reference, groups)
     ref_cells = {(c.input, c.guidance, c.seed): c for c in cells if c.quant == reference}
-    qualities = [
-        cell_quality(c, ref_cells.get((c.input, c.guidance, c.seed)), *pixels.get(c.input, (None, None)), read)
-        for c in cells
-    ]
+    qualities = cell_qualities(cells, ref_cells, pixels, read)
     paired = paired_comparisons(qualities, reference)
     verdicts = [
         gate_on_fill(verdict(g.label, [c for c in qualities if c.quant == g.label], q), paired)

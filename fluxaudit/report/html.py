@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import re
+from dataclasses import dataclass, field
 
 import numpy as np
 from markdown_it import MarkdownIt
@@ -43,14 +44,33 @@ def thumbnail_uri(pixels: np.ndarray) -> str:
 
 
 _DATA_LINK = re.compile(r'<a href="(data:image/[^"]+)">([^<]*)</a>')
+_EMBED = re.compile(r"#fluxaudit-embed-(\d+)")
 
 
-def render_html(markdown: str, title: str) -> str:
-    """The page for REPORT.md's text whose picture links are already ``data:`` URIs."""
+@dataclass
+class Embeds:
+    """The page's ``data:`` URIs, kept out of the markdown parser: markdown-it normalizes every link character
+    by character (mdurl), which was most of a 1024² report's build time.  The markdown links to short
+    placeholders; the rendered page gets the URIs."""
+
+    uris: list[str] = field(default_factory=list)
+
+    def add(self, uri: str) -> str:
+        self.uris.append(uri)
+        return f"#fluxaudit-embed-{len(self.uris) - 1}"
+
+    def fill(self, rendered: str) -> str:
+        return _EMBED.sub(lambda m: self.uris[int(m.group(1))], rendered)
+
+
+def render_html(markdown: str, title: str, embeds: Embeds | None = None) -> str:
+    """The page for REPORT.md's text whose picture links are ``data:`` URIs, or ``embeds``' placeholders."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     # markdown-it refuses data: URLs by default (a safety default for untrusted input); these are ours.
     md.validateLink = lambda url: not url.lower().startswith(("javascript:", "vbscript:", "file:"))  # type: ignore[method-assign]
     body = md.render(markdown)
+    if embeds is not None:
+        body = embeds.fill(body)
     body = _DATA_LINK.sub(
         lambda m: f'<img class="cell" src="{m.group(1)}" alt="{m.group(2)}" title="{m.group(2)}">', body
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import statistics
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
+from ..contract import parse_timestamp
 from ..results import Calibration, Cell, Cleanup, CompileCheck, Environment, FastPath, LoadTimings, Partial, Placement
 from ..spec import FluxAudit
 from ..utilisation import FluxShape, Utilisation, tokens, transformer_flops, utilisation
@@ -72,6 +73,40 @@ class GroupSummary(ReportModel):
         return next((t for t in self.timings if t.runtime == runtime), None)
 
 
+class AuditClock(ReportModel):
+    """The audit's own wall clock, from its groups' partials: the first group's start to the last one's finish,
+    beside the sum of each group's own start → finish.  Their ratio is what running the groups side by side
+    (one Job per quant) bought; about 1 when they ran one after another (local mode)."""
+
+    first_started_at: str
+    last_finished_at: str
+    span_seconds: float
+    groups_seconds: float
+    groups: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def parallel_speedup(self) -> float | None:
+        return self.groups_seconds / self.span_seconds if self.span_seconds > 0 else None
+
+
+def audit_clock(partials: list[Partial]) -> AuditClock | None:
+    timed = [
+        (p.started_at, p.finished_at) for p in partials if p.status == "complete" and p.started_at and p.finished_at
+    ]
+    if not timed:
+        return None
+    first, last = min(s for s, _ in timed), max(f for _, f in timed)
+    seconds = sum((parse_timestamp(f) - parse_timestamp(s)).total_seconds() for s, f in timed)
+    return AuditClock(
+        first_started_at=first,
+        last_finished_at=last,
+        span_seconds=(parse_timestamp(last) - parse_timestamp(first)).total_seconds(),
+        groups_seconds=seconds,
+        groups=len(timed),
+    )
+
+
 class Summaries(ReportModel):
     """What the partials say, before any pixel is read."""
 
@@ -81,6 +116,7 @@ class Summaries(ReportModel):
     compile_check: CompileCheck | None
     missing: list[str]
     generated_at: str | None
+    clock: AuditClock | None = None
 
 
 def _median(values: list[float]) -> float | None:
@@ -191,4 +227,5 @@ def summarize(audit: FluxAudit, partials: dict[str, Partial | None]) -> Summarie
         compile_check=compile_check,
         missing=missing,
         generated_at=max(finished) if finished else None,
+        clock=audit_clock([p for label in audit.spec.group_labels() if (p := partials.get(label)) is not None]),
     )

@@ -63,10 +63,26 @@ def groups(data: ReportData) -> list[str]:
         )
     header = ["Quant", "File", "Size", "sha256", "Status", "Cells", "Load (s)", "Memory after load", "Memory mode"]
     why = [f"- {esc(g.label)}: {esc(g.placement.mode)} — {esc(g.placement.reason)}" for g in data.groups if g.placement]
+    clock = data.clock
+    wall = []
+    if clock is not None:
+        ratio = clock.parallel_speedup
+        wall = [
+            "",
+            f"Wall clock: {clock.span_seconds:.0f} s from the first group's start ({esc(clock.first_started_at)}) to "
+            f"the last one's finish ({esc(clock.last_finished_at)}); the {clock.groups} groups' own times sum to "
+            f"{clock.groups_seconds:.0f} s"
+            + (
+                f"; sum ÷ span = {ratio:.2f} (1: one after another, {clock.groups}: all side by side)."
+                if ratio is not None
+                else "."
+            ),
+        ]
     return [
         "## Groups",
         "",
         *table(header, rows),
+        *wall,
         *(["", "Where the weights lived, and why:", "", *why] if why else []),
     ]
 

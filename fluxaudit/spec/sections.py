@@ -88,7 +88,7 @@ class ModelSpec(_Model):
 
 #: an input's folder name in the run: no dots (they would meet the run's own files), not a folder the run uses.
 INPUT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
-RESERVED_INPUT_NAMES = frozenset({"partials", "latents", "inputs"})
+RESERVED_INPUT_NAMES = frozenset({"partials", "latents", "inputs", "embeddings"})
 
 
 class InputSpec(_Model):

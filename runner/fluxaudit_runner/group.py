@@ -29,7 +29,7 @@ from fluxaudit.run_folder import CorruptPartial, bind_spec, check_belongs, read_
 from fluxaudit.spec import UNQUANTIZED, FluxAudit
 from fluxaudit.storage import Storage
 
-from . import compile_check, environment, fastpath, gguf_kernels, loading, placement
+from . import compile_check, environment, fastpath, gguf_kernels, loading, placement, prompt_cache
 from .audit_inputs import AuditInput, distinct_prompts, inputs_sha256, read_inputs
 from .calibration import calibrate
 from .errors import GroupInputError
@@ -152,11 +152,16 @@ class GroupRunner:
             largest = max((i.prepared for i in audit_inputs), key=lambda p: p.height * p.width)
             # 3. load, and place the weights where spec.memory says (measured, on this device)
             partial.environment = environment.collect(self.device)
+            prompts = distinct_prompts(self.spec)
+            stored = prompt_cache.read_stored(self.storage, self.layout, self.spec, prompts)
             loaded = loading.load_group(
-                self.spec, self.quant, self.device, plan, (largest.height, largest.width), distinct_prompts(self.spec)
+                self.spec, self.quant, self.device, plan, (largest.height, largest.width), prompts, stored
             )
             try:
                 self._check_same_file(partial, loaded)
+                if loaded.embeddings is not None and loaded.encoded:  # for the groups after this one
+                    new = {p: loaded.embeddings[p] for p in loaded.encoded}
+                    prompt_cache.store(self.storage, self.layout, self.spec, new)
                 with phase("clip_load", self.label, model=self.spec.quality.clip_model or "none"):
                     self.scorer, partial.hallucination_note = load_scorer(self.spec)
                 partial.hallucination_model = self.scorer.name if self.scorer else None
@@ -251,6 +256,8 @@ class GroupRunner:
                 "; text encoders kept, the prompt encoded in every call"
                 if loaded.embeddings is None
                 else "; text encoders freed after encoding the prompt once"
+                if loaded.encoded
+                else "; prompt embeddings read from the run, no text encoder loaded"
             ),
         )
         partial.fast_path = loaded.fast_path

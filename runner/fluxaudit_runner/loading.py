@@ -158,11 +158,15 @@ def load_unquantized_transformer(spec: FluxAuditSpec) -> tuple[torch.nn.Module, 
     return transformer, info
 
 
-def load_pipeline_without_transformer(spec: FluxAuditSpec):  # -> FluxFillPipeline, in host memory
+def load_pipeline_without_transformer(spec: FluxAuditSpec, text_encoders: bool = True):  # -> FluxFillPipeline
+    """In host memory; without ``text_encoders`` (every prompt's embeddings are at hand) neither encoder nor
+    tokenizer is read."""
     from diffusers import FluxFillPipeline
 
+    skip = {} if text_encoders else {"text_encoder": None, "text_encoder_2": None, "tokenizer": None,
+                                     "tokenizer_2": None}  # fmt: skip
     pipe = FluxFillPipeline.from_pretrained(
-        spec.model.base_repo, revision=spec.model.base_revision, transformer=None, dtype=DTYPES[spec.dtype]
+        spec.model.base_repo, revision=spec.model.base_revision, transformer=None, dtype=DTYPES[spec.dtype], **skip
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -207,6 +211,8 @@ class LoadedGroup:
     #: each input's prompt encoded once (prompt → (embeddings, pooled)); None where every call encodes it
     #: (modelCpuOffload, as a service would).
     embeddings: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
+    #: the prompts this group encoded itself (the rest came stored with the run)
+    encoded: list[str]
     quant_file: QuantFile
     placement: Placement
     #: what the transformer runs with; the fast-path phase carries it out, the warm-up completes it,
@@ -230,15 +236,18 @@ def _timed_describe(spec: FluxAuditSpec, quant: QuantSpec, path: Path) -> tuple[
 
 
 def _text_phase(
-    pipe: Any, spec: FluxAuditSpec, device: torch.device, prompts: list[str]
+    pipe: Any, spec: FluxAuditSpec, device: torch.device, prompts: list[str], stored: dict[str, Any]
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
-    """Encode each prompt once and free the encoders (they do not fit beside Q8_0 on an L4), then move
-    the VAE over; with modelCpuOffload keep them: the service encodes in every call."""
+    """Encode each prompt not ``stored`` once and free the encoders (they do not fit beside Q8_0 on an
+    L4), then move the VAE over; with modelCpuOffload keep them: the service encodes in every call."""
     if spec.memory == "modelCpuOffload":
         return None
-    pipe.text_encoder.to(device)
-    pipe.text_encoder_2.to(device)
-    embeddings = {prompt: encode_prompt(pipe, prompt, spec, device) for prompt in prompts}
+    embeddings = {p: (e.to(device), pooled.to(device)) for p, (e, pooled) in stored.items() if p in prompts}
+    missing = [p for p in prompts if p not in embeddings]
+    if missing:
+        pipe.text_encoder.to(device)
+        pipe.text_encoder_2.to(device)
+        embeddings.update({prompt: encode_prompt(pipe, prompt, spec, device) for prompt in missing})
     free_text_encoders(pipe)
     gc.collect()
     if device.type == "cuda":
@@ -254,12 +263,16 @@ def load_group(
     plan: fastpath.Plan,
     shape: tuple[int, int],
     prompts: list[str],
+    stored: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> LoadedGroup:
     """Download → pipeline (host) → prompt (encoders freed) → transformer (host) → placement.
 
     ``quant`` None loads the base repo's unquantized transformer (the bf16 reference);
     ``shape`` (height, width) is what the activation probe measures at (the largest input's);
-    ``prompts``: every input's prompt, encoded before the encoders go."""
+    ``prompts``: every input's prompt, encoded before the encoders go unless ``stored`` (the run's own
+    embeddings, ``prompt_cache``) has it; with all of them stored no text encoder is read."""
+    stored = stored or {}
+    need_encoders = spec.memory == "modelCpuOffload" or any(p not in stored for p in prompts)
     group = quant.label if quant is not None else UNQUANTIZED
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-hash") as pool:
         t0 = time.perf_counter()
@@ -270,10 +283,10 @@ def load_group(
             described = pool.submit(_timed_describe, spec, quant, path)
         t1 = time.perf_counter()
         with phase("pipeline_load", group):
-            pipe = load_pipeline_without_transformer(spec)
+            pipe = load_pipeline_without_transformer(spec, text_encoders=need_encoders)
         t2 = time.perf_counter()
         with phase("prompt_encode", group):
-            embeddings = _text_phase(pipe, spec, device, prompts)
+            embeddings = _text_phase(pipe, spec, device, prompts, stored)
         t3 = time.perf_counter()
         hash_seconds = None
         with phase("transformer_load", group) as done:
@@ -306,4 +319,5 @@ def load_group(
         memory_after_load_bytes=memory_in_use(device),
     )
     where = placement.record(spec.memory, mode, reason, budget)
-    return LoadedGroup(pipe, transformer, embeddings, quant_file, where, fastpath.record_for(plan), seconds)
+    encoded = [p for p in prompts if p not in stored] if embeddings is not None else []
+    return LoadedGroup(pipe, transformer, embeddings, encoded, quant_file, where, fastpath.record_for(plan), seconds)

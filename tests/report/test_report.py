@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from fluxaudit.layout import RunLayout
@@ -46,3 +47,16 @@ def test_report_of_a_run_with_no_results(tmp_path: Path) -> None:
     # Rebuilding from the same (absent) results gives the same bytes.
     again = build_report(audit, storage)
     assert again.markdown == md and again.json == built.json
+
+
+def test_the_report_build_benchmark_runs_on_the_stored_run(tmp_path) -> None:
+    """``benchmarks/report_build.py`` at a small size: its blown-up copy builds a report of every cell."""
+    import subprocess
+    import sys
+
+    stored = Path(__file__).parent / "fixtures"
+    out = subprocess.run([sys.executable, "-m", "benchmarks.report_build", "--run", str(stored), "--side", "128",
+                          "--repeats", "1"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["side"] == 128 and record["cells"] == 6 and len(record["seconds"]) == 1
