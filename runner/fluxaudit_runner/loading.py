@@ -36,11 +36,22 @@ FILL_IN_CHANNELS = 384
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
+#: digests already computed in this process, by (device, inode, size, mtime_ns): a file read once for its
+#: hash (``prefetch``, or an earlier group) is not read again for it.
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    st = path.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
+    if path.stat().st_mtime_ns == st.st_mtime_ns:  # not rewritten while it was read
+        _DIGESTS[key] = h.hexdigest()
     return h.hexdigest()
 
 

@@ -18,10 +18,11 @@ from fluxaudit.inputs import InputError
 from fluxaudit.layout import RunLayout
 from fluxaudit.report import BuiltReport, build_report
 from fluxaudit.results import Partial, ResumeConflict
-from fluxaudit.spec import FluxAudit
+from fluxaudit.spec import FluxAudit, QuantSpec
 from fluxaudit.storage import Storage
 
 from .group import run_group
+from .prefetch import Prefetcher
 
 log = logging.getLogger("fluxaudit.runner")
 
@@ -82,24 +83,56 @@ def _run_groups(
 ) -> AuditOutcome:
     outcome = AuditOutcome()
     labels = list(only) if only else audit.spec.group_labels()
-    for label in labels:
-        try:
-            outcome.partials[label] = run_group(
-                audit,
-                label,
-                storage,
-                (lambda p, label=label: progress(label, p)) if progress else None,
-                set_aside_corrupt,
-            )
-        except FATAL_INPUT_ERRORS:
-            raise
-        except PermanentError as exc:  # this group's input (a bad GGUF file, a corrupt partial): no retry helps
-            log.error("group %s failed: %s", label, exc)
-            outcome.failures[label] = str(exc)
-            outcome.input_failures.add(label)
-        except Exception as exc:  # one broken group must not cost the others their results
-            log.error("group %s failed: %s", label, exc, exc_info=log.isEnabledFor(logging.INFO))
-            outcome.failures[label] = f"{type(exc).__name__}: {exc}"
+    quants = {q.label: q for q in audit.spec.quants}
+    with Prefetcher() as ahead:
+        for i, label in enumerate(labels):
+            ahead.wait()
+            following = next((quants[n] for n in labels[i + 1 :] if n in quants), None)
+            _run_one(audit, label, storage, _progress(ahead, audit, following, label, progress), set_aside_corrupt,
+                     outcome)  # fmt: skip
     if report:
         outcome.report = build_report(audit, storage)
     return outcome
+
+
+def _run_one(
+    audit: FluxAudit,
+    label: str,
+    storage: Storage,
+    on_progress: Callable[[Partial], None],
+    set_aside_corrupt: bool,
+    outcome: AuditOutcome,
+) -> None:
+    """One group; its failure is recorded in ``outcome`` unless every group would hit it."""
+    try:
+        outcome.partials[label] = run_group(audit, label, storage, on_progress, set_aside_corrupt)
+    except FATAL_INPUT_ERRORS:
+        raise
+    except PermanentError as exc:  # this group's input (a bad GGUF file, a corrupt partial): no retry helps
+        log.error("group %s failed: %s", label, exc)
+        outcome.failures[label] = str(exc)
+        outcome.input_failures.add(label)
+    except Exception as exc:  # one broken group must not cost the others their results
+        log.error("group %s failed: %s", label, exc, exc_info=log.isEnabledFor(logging.INFO))
+        outcome.failures[label] = f"{type(exc).__name__}: {exc}"
+
+
+def _progress(
+    ahead: Prefetcher,
+    audit: FluxAudit,
+    following: QuantSpec | None,
+    label: str,
+    progress: Callable[[str, Partial], None] | None,
+) -> Callable[[Partial], None]:
+    """The group's progress callback: passes it on, and once the group has timed a cell in this attempt (its
+    own loading is over) starts fetching the next GGUF file."""
+    seen: list[int] = []
+
+    def on_progress(p: Partial) -> None:
+        seen.append(len(p.cells))
+        if following is not None and len(p.cells) > seen[0]:
+            ahead.start(audit.spec, following)
+        if progress:
+            progress(label, p)
+
+    return on_progress
