@@ -43,6 +43,12 @@ class Metrics:
             buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=r,
         )
+        self.audit_seconds = Histogram(
+            "fluxaudit_audit_seconds",
+            "Seconds from an audit's creation to its report written: what a team waits for an answer.",
+            buckets=(60, 120, 300, 600, 900, 1800, 3600, 7200, 14400),
+            registry=r,
+        )
         self._statuses: dict[tuple[str, str], dict[str, Any]] = {}
         for phase in PHASES:
             self.audits.labels(phase).set(0)

@@ -37,7 +37,7 @@ from .config import OperatorConfig
 from .kube import ForeignJob, Kube
 from .metrics import Metrics
 from .planning import Plan, Resource, plan, read_resource
-from .report_links import needs_signing, report_fields, report_ready
+from .report_links import audit_clock, needs_signing, report_fields, report_ready
 from .status import Event, job_finished, transitions, with_storage_problem
 from .waiting import Waiting, explain, owned_by
 
@@ -211,6 +211,10 @@ class Reconciler:
         if finished and (fresh_report or needs_signing(old, now, hours, self.config.resign_fraction)):
             assert audit is not None and storage is not None
             status.update(report_fields(audit, storage, now))
+        if fresh_report:  # the audit's own wall clock: created → report written (the report has the groups' side)
+            status.update(audit_clock(resource.body, now))
+            if "auditSeconds" in status:
+                self.metrics.audit_seconds.observe(status["auditSeconds"])
         events += transitions(old, status)
         if problem is not None:
             status = with_storage_problem(status, resource.generation, timestamp(now), *problem)

@@ -37,6 +37,16 @@ def needs_signing(status: dict[str, Any], now: datetime, lifetime_hours: float, 
     return parse_timestamp(expires) - now < timedelta(hours=lifetime_hours * fraction)
 
 
+def audit_clock(body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """reportWrittenAt, and auditSeconds from the resource's creation to it (with one Job per quant, the
+    groups' own times sum to more: the report's Groups section gives both sides)."""
+    fields: dict[str, Any] = {"reportWrittenAt": timestamp(now)}
+    created = (body.get("metadata") or {}).get("creationTimestamp")
+    if created:
+        fields["auditSeconds"] = round((now - parse_timestamp(created)).total_seconds(), 1)
+    return fields
+
+
 def report_fields(audit: FluxAudit, storage: Storage, now: datetime) -> dict[str, Any]:
     """reportPath (REPORT.md; no secret in it), a freshly signed reportURL of report.html with its expiry, and
     the report's summary."""

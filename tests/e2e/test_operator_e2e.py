@@ -118,6 +118,7 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
     doc["metadata"] = {"name": "baseline"}
     with OperatorProcess(cluster, operator_env(cluster, tmp_path)) as operator:
         created = kubectl.apply(doc)
+        created_at = created["metadata"]["creationTimestamp"]
         jobs = wait_for("3 Jobs", lambda: len(kubectl.jobs("baseline")) == 3 and kubectl.jobs("baseline"), 30)
         status = wait_for("the audit to finish", lambda: finished(kubectl, "baseline"), 240)
         health = urllib.request.urlopen(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5)
@@ -192,6 +193,9 @@ def test_apply_to_report(tiny_model, cluster: EmulatedCluster, tmp_path: Path) -
     assert metrics["fluxaudit_groups{phase=Succeeded}{reason=}"] == 3
     assert metrics["fluxaudit_jobs_created_total"] == 3
     assert metrics["fluxaudit_report_build_seconds_count"] == 1
+    # The audit's own wall clock, creation to report: in the status and as a histogram.
+    assert 0 < status["auditSeconds"] < 240 and status["reportWrittenAt"] >= created_at
+    assert metrics["fluxaudit_audit_seconds_count"] == 1
     assert metrics["fluxaudit_reconcile_seconds_count{trigger=audit}"] >= 1
     assert all(pod.process.returncode is not None for pod in cluster.executor.pods.values())
 
