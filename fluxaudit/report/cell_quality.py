@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import quality
-from ..fill import Surroundings, fill_scores, score_fill, surroundings
+from ..fill import Surroundings, score_fill, surroundings
 from .base import ReportModel
 from .model import CellSummary
 
@@ -49,7 +49,8 @@ def cell_quality(
     read: ArrayReader,
     surround: Surroundings | None = None,
 ) -> CellQuality:
-    """``surround``: the input's side of the fill metrics (``input_surroundings``), computed once per input."""
+    """``surround``: the input's side of the fill metrics (``input_surroundings``), computed once per input;
+    None: nothing to measure the fill against (no input, or too little fill or ring), so no fill scores."""
     img = read(cell.image) if cell.image else None
     d = None
     mad = None
@@ -66,7 +67,7 @@ def cell_quality(
         inside = quality.binary_mask(mask, img.shape[:2])
         if input_image is not None and input_image.shape == img.shape:
             vs_input = quality.psnr(img, input_image, ~inside)
-            filled = score_fill(img, surround) if surround is not None else fill_scores(img, input_image, inside)
+            filled = score_fill(img, surround) if surround is not None else None
         clipped = quality.clipped_fraction(img, inside)
     return CellQuality(
         quant=cell.quant,

@@ -21,8 +21,11 @@ class ReportData(Summaries):
     audit: FluxAudit = Field(exclude=True)
     run_id: str
     decisions: Decisions
-    #: the fill metrics compared like with like (quant vs reference, guidance vs the baseline guidance)
-    paired: PairedComparisons
+
+    @property
+    def paired(self) -> PairedComparisons:
+        """The fill metrics compared like with like (quant vs reference, guidance vs the baseline guidance)."""
+        return self.decisions.paired
 
     @property
     def complete(self) -> bool:
@@ -37,7 +40,7 @@ def build_report_data(
 ) -> ReportData:
     s = summarize(audit, partials)
     decisions = decide(audit.spec, s.groups, s.cells, s.compile_check, pixels, read)
-    return ReportData(audit=audit, run_id=audit.run_id(), decisions=decisions, paired=decisions.paired, **dict(s))
+    return ReportData(audit=audit, run_id=audit.run_id(), decisions=decisions, **dict(s))
 
 
 def finite(obj: Any) -> Any:

@@ -253,7 +253,7 @@ def _text_phase(
     L4), then move the VAE over; with modelCpuOffload keep them: the service encodes in every call."""
     if spec.memory == "modelCpuOffload":
         return None
-    embeddings = {p: (e.to(device), pooled.to(device)) for p, (e, pooled) in stored.items() if p in prompts}
+    embeddings = {p: (e.to(device), pooled.to(device)) for p, (e, pooled) in stored.items()}
     missing = [p for p in prompts if p not in embeddings]
     if missing:
         pipe.text_encoder.to(device)
