@@ -8,7 +8,7 @@ from ..layout import guidance_token
 from .data import ReportData
 from .format import db, esc, num, size, ssim, table
 from .paired import PairedMetric
-from .speed import RUNTIME_NAMES
+from .speed import RUNTIME_NAMES, RuntimeTiming
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,20 @@ def _compared_on(data: ReportData) -> str:
     return f"; compared on {RUNTIME_NAMES[speed.runtime]} ({', '.join(modes)})" if modes else ""
 
 
+def _runtimes_shown(data: ReportData) -> list[str]:
+    """Every runtime some group timed, the one the speed answer used first: a step time in the quant
+    table names its runtime, because the order of the quants can differ between them."""
+    timed = {t.runtime for g in data.groups for t in g.timings}
+    first = data.decisions.speed.runtime if data.decisions.speed is not None else None
+    return sorted(timed, key=lambda runtime: (runtime != first, runtime))
+
+
+def _step_spread(t: RuntimeTiming | None) -> str:
+    if t is None:
+        return "—"
+    return f"{num(t.median_step_seconds, 4)} ({num(t.p10_step_seconds, 4)}–{num(t.p90_step_seconds, 4)})"
+
+
 METRIC_NAMES = {"seam": "seam", "colourDeltaE": "colour ΔE", "texture": "texture", "hallucination": "hallucination"}
 
 
@@ -76,15 +90,19 @@ def quant_answer(data: ReportData) -> list[str]:
         f"Rule: {esc(d.quant_rule)}. Reference: {esc(d.reference or 'none')} ({esc(d.reference_reason)}).",
         "",
     ]
+    runtimes = _runtimes_shown(data)
     rows = []
     for v in d.verdicts:
         g = by_label.get(v.label)
+        timed: list[str] = []
+        for runtime in runtimes:
+            t = g.timing(runtime) if g else None
+            timed += [num(t.median_image_seconds if t else None), _step_spread(t)]
         rows.append(
             [
                 esc(v.label),
                 size(g.bytes if g else None),
-                num(g.median_wall_seconds if g else None),
-                num(g.median_seconds_per_step if g else None, 4),
+                *timed,
                 size(g.max_peak_memory_bytes if g else None),
                 db(v.worst_psnr),
                 db(v.median_psnr),
@@ -98,8 +116,14 @@ def quant_answer(data: ReportData) -> list[str]:
         [
             "Quant",
             "GGUF size",
-            "Median s/image",
-            "Median s/step",
+            *(
+                head
+                for runtime in runtimes
+                for head in (
+                    f"s/image, {RUNTIME_NAMES[runtime]}",
+                    f"s/step, {RUNTIME_NAMES[runtime]}: median (p10–p90)",
+                )
+            ),
             "Peak memory",
             "Worst PSNR (dB)",
             "Median PSNR (dB)",

@@ -100,3 +100,20 @@ def test_report_json_is_golden_and_strict() -> None:
     text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
     _check("report.json", text)
     assert doc["summary"]["compileVerdict"] == "go" and doc["groups"][2]["fastPath"]["compile"] == "regional"
+
+
+def test_the_quant_table_names_each_runtime_it_times_the_answers_first() -> None:
+    """A step time without its runtime misleads (stock and the fast path can order the quants
+    differently), so each timed runtime gets its own columns, the speed answer's runtime first."""
+    data = stored_report()
+    groups = []
+    for g in data.groups:
+        stock = g.timing("stock")
+        assert stock is not None
+        fast = stock.model_copy(update={"runtime": "fastPath", "median_step_seconds": 0.0123})
+        groups.append(g.model_copy(update={"timings": [fast, stock]}))
+    lines = answers_module.quant_answer(data.model_copy(update={"groups": groups}))
+    header_row = next(line for line in lines if line.startswith("| Quant |"))
+    assert header_row.index("s/step, stock diffusers") < header_row.index("s/step, the fast path")
+    q4 = next(line for line in lines if line.startswith("| Q4\\_0 |"))
+    assert "0.0123 (" in q4 and "0.0431 (0.0417–0.0461)" in q4
