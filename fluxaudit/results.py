@@ -188,6 +188,8 @@ class ExplainResult(_Schema):
     #: the size traced at (the pipeline is explained small: graphs and breaks do not depend on it)
     width: int | None = None
     height: int | None = None
+    #: "pipeline": read from the transformer's frames of the pipeline's trace, not traced alone (seconds 0)
+    traced_in: Literal["pipeline"] | None = None
 
 
 class Speedup(_Schema):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import traceback
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -20,58 +18,17 @@ import torch
 import torch._dynamo
 
 from fluxaudit.quality import psnr
-from fluxaudit.results import BreakReason, CompileCheck, ExplainResult
+from fluxaudit.results import CompileCheck
 from fluxaudit.spec import FluxAuditSpec
 
+from .dynamo_explain import explain, explain_pipeline
 from .inference import call_kwargs, infer
 from .loading import LoadedGroup
 from .pipeline_inputs import PreparedInputs, shrunk
 
-MAX_REASONS = 5
 #: the pipeline is explained at this long side: dynamo traces the same graphs and breaks at any size
 #: (tests/runner/test_compile_check.py), and a full-size trace took 74–81 s on an H200.
 EXPLAIN_MAX_SIDE = 256
-
-
-def _where(reason: Any) -> str | None:
-    stack = getattr(reason, "user_stack", None) or []
-    if not stack:
-        return None
-    frame = stack[-1]
-    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
-
-
-def explain(target: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> ExplainResult:
-    torch._dynamo.reset()
-    start = time.perf_counter()
-    try:
-        out = torch._dynamo.explain(fn)(*args, **kwargs)
-    except Exception as exc:  # dynamo failing is itself a finding: report it, keep the audit
-        last = traceback.format_exception_only(exc)[-1].strip()
-        return ExplainResult(
-            target=target,
-            graph_count=0,
-            graph_break_count=0,
-            op_count=0,
-            break_reasons=[],
-            seconds=time.perf_counter() - start,
-            error=last[:500],
-        )
-    finally:
-        torch._dynamo.reset()
-    seconds = time.perf_counter() - start
-    grouped: Counter[tuple[str, str | None]] = Counter(
-        (str(r.reason).strip().splitlines()[0][:300], _where(r)) for r in out.break_reasons
-    )
-    reasons = [BreakReason(reason=r, where=w, count=n) for (r, w), n in grouped.most_common(MAX_REASONS)]
-    return ExplainResult(
-        target=target,
-        graph_count=int(out.graph_count),
-        graph_break_count=int(out.graph_break_count),
-        op_count=int(out.op_count),
-        break_reasons=reasons,
-        seconds=seconds,
-    )
 
 
 def measure_speedup(
@@ -153,22 +110,25 @@ def run_check(
     transformer_inputs: dict[str, Any],
     backend: str,
 ) -> CompileCheck:
-    """Explain a small 1-step pipeline call and the transformer forward at the audit's shapes; with
-    ``measureSpeedup``, time them."""
+    """Explain a small 1-step pipeline call, the transformer's frames read from the same trace (or, if
+    it compiled none, the transformer forward at the audit's shapes); with ``measureSpeedup``, time them."""
     small = shrunk(inputs, EXPLAIN_MAX_SIDE)
     kwargs = call_kwargs(loaded, small, spec, spec.guidance_scales[0], spec.seeds[0])
     kwargs["num_inference_steps"] = 1
-    pipeline = explain("pipeline", loaded.pipe, **kwargs)
-    results = [pipeline.model_copy(update={"width": small.width, "height": small.height})]
-    tkwargs = dict(transformer_inputs)
-    if not tkwargs:
-        infer(loaded, inputs, spec, device, spec.guidance_scales[0], spec.seeds[0], capture=tkwargs)
-    with torch.inference_mode():
-        results.append(explain("transformer", loaded.transformer, **tkwargs))
-    speedup = None
+    pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
+    at_size = {"width": small.width, "height": small.height}
     measure = spec.compile_check.measure_speedup
     if measure is None:  # by default whenever the blocks run compiled: both forms are at hand, it takes seconds
         measure = loaded.fast_path.compile == "regional"
+    tkwargs = dict(transformer_inputs)
+    if not tkwargs and (measure or transformer is None):
+        infer(loaded, inputs, spec, device, spec.guidance_scales[0], spec.seeds[0], capture=tkwargs)
+    if transformer is None:  # the pipeline's trace compiled none of its frames: trace it alone
+        with torch.inference_mode():
+            transformer = explain("transformer", loaded.transformer, **tkwargs)
+    else:
+        transformer = transformer.model_copy(update=at_size)
+    speedup = None
     if measure:
         speedup = measure_speedup(
             loaded.transformer,
@@ -177,4 +137,5 @@ def run_check(
             backend=backend,
             compiled_seconds=loaded.fast_path.compile_seconds,  # None unless the blocks run compiled
         )
+    results = [pipeline.model_copy(update=at_size), transformer]
     return CompileCheck(quant=label, torch=torch.__version__, device=device.type, explain=results, speedup=speedup)

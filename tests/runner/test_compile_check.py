@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from fluxaudit.results import ExplainResult
 from fluxaudit.spec import parse_document
 from fluxaudit_runner import fastpath, loading
-from fluxaudit_runner.compile_check import explain
-from fluxaudit_runner.inference import call_kwargs
+from fluxaudit_runner.dynamo_explain import explain, explain_pipeline
+from fluxaudit_runner.inference import call_kwargs, infer
 from fluxaudit_runner.pipeline_inputs import PreparedInputs, prepare_inputs, shrunk
 from tests.support.helpers import audit_doc
 
@@ -27,7 +29,7 @@ def test_a_small_pipeline_trace_finds_the_same_graphs_breaks_and_reasons_as_the_
     def traced(at: PreparedInputs) -> ExplainResult:
         kwargs = call_kwargs(loaded, at, spec, spec.guidance_scales[0], spec.seeds[0])
         kwargs["num_inference_steps"] = 1
-        return explain("pipeline", loaded.pipe, **kwargs)
+        return explain_pipeline(loaded.pipe, kwargs)[0]
 
     full, reduced = traced(inputs), traced(small)
     assert full.error is None and reduced.error is None
@@ -38,3 +40,69 @@ def test_a_small_pipeline_trace_finds_the_same_graphs_breaks_and_reasons_as_the_
         full.op_count,
     )
     assert reduced.break_reasons == full.break_reasons
+
+
+def _loaded_tiny(tiny_model) -> tuple:
+    audit = parse_document(audit_doc(tiny_model, quants=[{"label": "Q4_0", "file": tiny_model.gguf_files["Q4_0"]}],
+                                     maxSide=64))  # fmt: skip
+    spec = audit.spec
+    inputs = prepare_inputs(tiny_model.image.read_bytes(), tiny_model.mask.read_bytes(), spec.max_side)
+    plan = fastpath.plan(spec.fast_path, "cpu", False)
+    loaded = loading.load_group(spec, spec.quants[0], torch.device("cpu"), plan, (inputs.height, inputs.width),
+                                [inputs.prompt])  # fmt: skip
+    kwargs = call_kwargs(loaded, inputs, spec, spec.guidance_scales[0], spec.seeds[0])
+    kwargs["num_inference_steps"] = 1
+    captured: dict = {}
+    infer(loaded, inputs, spec, torch.device("cpu"), spec.guidance_scales[0], spec.seeds[0], capture=captured)
+    return loaded, kwargs, captured
+
+
+def _findings(e: ExplainResult) -> tuple:
+    return e.graph_count, e.graph_break_count, e.op_count, e.break_reasons
+
+
+def _alone(loaded, captured: dict) -> ExplainResult:
+    with torch.inference_mode():
+        return explain("transformer", loaded.transformer, **captured)
+
+
+def test_one_trace_of_the_pipeline_finds_what_explaining_the_pipeline_and_the_transformer_apart_finds(
+    tiny_model,
+) -> None:
+    """The compile check pins ``_execution_device`` and runs the stateful-cache reset eagerly (they
+    walk every submodule: most of a full-size trace's seconds), and reads the transformer's findings
+    from the transformer's frames of that one trace; what it reports must not move."""
+    loaded, kwargs, captured = _loaded_tiny(tiny_model)
+    pipe_class = type(loaded.pipe)
+
+    plain = explain("pipeline", loaded.pipe, **kwargs)
+    pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
+    assert plain.error is None and pipeline.error is None and plain.graph_break_count > 0
+    assert _findings(pipeline) == _findings(plain)
+    assert type(loaded.pipe) is pipe_class  # the pipeline is handed back as it was
+    assert all("_reset_stateful_cache" not in getattr(c, "__dict__", {}) for c in loaded.pipe.components.values())
+
+    alone = _alone(loaded, captured)
+    assert transformer is not None and transformer.traced_in == "pipeline"
+    assert alone.graph_count == 1 and alone.op_count > 100
+    assert _findings(transformer) == _findings(alone)
+
+
+def test_a_break_inside_the_transformer_is_the_transformers_in_the_pipeline_trace_too(tiny_model) -> None:
+    loaded, kwargs, captured = _loaded_tiny(tiny_model)
+    block = loaded.transformer.transformer_blocks[0]
+    forward = block.forward
+
+    def with_a_break(*args: Any, **kw: Any) -> Any:
+        torch._dynamo.graph_break()
+        return forward(*args, **kw)
+
+    block.forward = with_a_break
+    try:
+        alone = _alone(loaded, captured)
+        pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
+    finally:
+        del block.forward
+    assert alone.graph_break_count > 0
+    assert transformer is not None and _findings(transformer) == _findings(alone)
+    assert pipeline.graph_count > transformer.graph_count
