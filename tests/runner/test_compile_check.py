@@ -106,3 +106,12 @@ def test_a_break_inside_the_transformer_is_the_transformers_in_the_pipeline_trac
     assert alone.graph_break_count > 0
     assert transformer is not None and _findings(transformer) == _findings(alone)
     assert pipeline.graph_count > transformer.graph_count
+
+
+def test_a_pipeline_trace_that_fails_is_reported_and_leaves_the_transformer_to_a_trace_of_its_own(tiny_model) -> None:
+    loaded, kwargs, _ = _loaded_tiny(tiny_model)
+    pipe_class = type(loaded.pipe)
+    pipeline, transformer = explain_pipeline(loaded.pipe, {**kwargs, "no_such_argument": 1}, loaded.transformer)
+    assert pipeline.error is not None and "no_such_argument" in pipeline.error and pipeline.graph_count == 0
+    assert transformer is None  # run_check then explains the transformer alone
+    assert type(loaded.pipe) is pipe_class

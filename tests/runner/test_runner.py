@@ -86,6 +86,7 @@ def test_compile_check_reports_graphs_and_breaks(tiny_model, tmp_path: Path) -> 
     by_target = {e.target: e for e in p.compile_check.explain}
     t = by_target["transformer"]
     assert t.error is None and t.graph_count == 1 and t.graph_break_count == 0 and t.op_count > 50
+    assert t.traced_in == "pipeline"  # read from the pipeline's one trace, not traced twice
     pipe = by_target["pipeline"]
     assert pipe.error is None and pipe.graph_break_count >= 1 and pipe.graph_count == pipe.graph_break_count + 1
     assert pipe.break_reasons and len(pipe.break_reasons) <= 5 and all(r.count >= 1 for r in pipe.break_reasons)
