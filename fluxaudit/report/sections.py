@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..layout import guidance_token
-from ..results import Environment
+from ..results import Environment, ExplainResult
 from .data import ReportData
 from .format import db, esc, ms, num, size, ssim, table
 from .speed import RUNTIME_NAMES
@@ -347,6 +347,12 @@ def paired_fill(data: ReportData) -> list[str]:
     return lines + table(header, rows)
 
 
+def _explained(e: ExplainResult) -> str:
+    if e.traced_in == "pipeline":
+        return f"{e.target} (its frames in the pipeline's trace)"
+    return e.target + (f" ({e.width}×{e.height}, 1 step)" if e.width else "")
+
+
 def compile_check(data: ReportData) -> list[str]:
     lines = ["## torch.compile check", ""]
     cc = data.compile_check
@@ -360,11 +366,11 @@ def compile_check(data: ReportData) -> list[str]:
         )
         rows.append(
             [
-                e.target + (f" ({e.width}×{e.height}, 1 step)" if e.width else ""),
+                _explained(e),
                 str(e.graph_count),
                 str(e.graph_break_count),
                 str(e.op_count),
-                num(e.seconds, 1),
+                "in the pipeline's" if e.traced_in else num(e.seconds, 1),
                 esc(e.error) if e.error else reasons or "none",
             ]
         )

@@ -39,7 +39,11 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     assert report["complete"] and len(report["cells"]) == 20
     md = (run_dir / "REPORT.md").read_text()
     assert md.count("](Q") + md.count("](bf16") == 20  # every cell links its image, relative to the report
-    assert "**go (traceable; speed-up unmeasured)**" in md and "| pipeline (" in md and "| transformer | 1 | 0 |" in md
+    assert (
+        "**go (traceable; speed-up unmeasured)**" in md
+        and "| pipeline (" in md
+        and "| transformer (its frames in the pipeline's trace) | 1 | 0 |" in md
+    )
     assert "Reference: bf16 (spec.reference = bf16)" in md and "### 2. Which guidance" in md
     assert report["quality"]["reference"] == "bf16" and len(report["quality"]["cells"]) == 20
     # the fill scored on its own terms (the tiny random CLIP: the path, not the semantics), then paired
