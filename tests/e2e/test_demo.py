@@ -77,7 +77,7 @@ def test_demo_twice_same_images_and_report_rebuild(tmp_path: Path) -> None:
     ]
     assert order == sorted(order)
 
-    # the same images without the compile check (which changes no cell and costs a minute here)
+    # the same images without the compile check (which changes no cell and costs a third of the run here)
     second = run_cli("demo", "--out", str(tmp_path / "o2"), "--model-dir", str(model_dir), "--no-compile-check")
     assert second.returncode == 0, second.stderr[-3000:]
     other = _run_dir(tmp_path / "o2")
