@@ -115,7 +115,8 @@ class EmulatedCluster:
             await self.api.__aexit__(None, None, None)
 
         try:
-            self.call(stop())
+            # aiohttp's runner waits up to 60 s for request handlers still open at shutdown: outlast it
+            self.call(stop(), timeout=90)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
