@@ -177,6 +177,14 @@ class BreakReason(_Schema):
     count: int = 1
 
 
+class TracedBlocks(_Schema):
+    """A list of interchangeable blocks traced by one of them (``repeated_blocks``): its ops count ``of`` times."""
+
+    name: str
+    traced: int
+    of: int
+
+
 class ExplainResult(_Schema):
     target: Literal["pipeline", "transformer"]
     graph_count: int
@@ -190,6 +198,8 @@ class ExplainResult(_Schema):
     height: int | None = None
     #: "pipeline": read from the transformer's frames of the pipeline's trace, not traced alone (seconds 0)
     traced_in: Literal["pipeline"] | None = None
+    #: lists of repeated blocks traced by their first block, ops scaled; None: every block traced
+    traced_blocks: list[TracedBlocks] | None = None
 
 
 class Speedup(_Schema):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..results import CompileCheck
+from ..results import CompileCheck, ExplainResult
 
 #: compile verdicts: at least this measured speed-up is a "go", at least 1.0 "marginal".
 COMPILE_GO_SPEEDUP = 1.05
@@ -23,6 +23,15 @@ def break_even_images(cc: CompileCheck, steps: int) -> float | None:
     return sp.compile_seconds / saved if saved > 0 else None
 
 
+def how_traced(e: ExplainResult) -> str:
+    """What the trace behind ``e`` covered, where it was not simply ``e.target`` traced alone."""
+    parts = ["its frames in the pipeline's trace"] if e.traced_in == "pipeline" else []
+    if e.traced_blocks:
+        kept = " and ".join(f"{b.traced} of {b.of} {b.name}" for b in e.traced_blocks)
+        parts.append(f"{kept} traced, the middle one's ops counted for each block left out")
+    return "; ".join(parts)
+
+
 def compile_decision(cc: CompileCheck | None, steps: int = 28) -> tuple[str, list[str]]:
     if cc is None:
         return "not run", ["compileCheck.enabled is false, or its group did not finish"]
@@ -30,7 +39,7 @@ def compile_decision(cc: CompileCheck | None, steps: int = 28) -> tuple[str, lis
     reasons: list[str] = []
     if t is None or t.error:
         return "no-go", [f"dynamo could not trace the transformer: {t.error if t else 'no trace'}"]
-    where = " (its frames in the pipeline's trace)" if t.traced_in == "pipeline" else ""
+    where = f" ({how_traced(t)})" if how_traced(t) else ""
     reasons.append(f"transformer: {t.graph_count} graph(s), {t.graph_break_count} break(s){where}")
     pipe = next((e for e in cc.explain if e.target == "pipeline"), None)
     if pipe is not None and not pipe.error:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ..layout import guidance_token
 from ..results import Environment, ExplainResult
+from .compile_verdict import how_traced
 from .data import ReportData
 from .format import db, esc, ms, num, size, ssim, table
 from .speed import RUNTIME_NAMES
@@ -348,9 +349,10 @@ def paired_fill(data: ReportData) -> list[str]:
 
 
 def _explained(e: ExplainResult) -> str:
-    if e.traced_in == "pipeline":
-        return f"{e.target} (its frames in the pipeline's trace)"
-    return e.target + (f" ({e.width}×{e.height}, 1 step)" if e.width else "")
+    how = how_traced(e)
+    if e.traced_in is None and e.width:
+        how = f"{e.width}×{e.height}, 1 step" + (f"; {how}" if how else "")
+    return e.target + (f" ({how})" if how else "")
 
 
 def compile_check(data: ReportData) -> list[str]:

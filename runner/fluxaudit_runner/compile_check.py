@@ -126,8 +126,6 @@ def run_check(
     if transformer is None:  # the pipeline's trace compiled none of its frames: trace it alone
         with torch.inference_mode():
             transformer = explain("transformer", loaded.transformer, **tkwargs)
-    else:
-        transformer = transformer.model_copy(update=at_size)
     speedup = None
     if measure:
         speedup = measure_speedup(

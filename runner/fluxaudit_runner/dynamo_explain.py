@@ -23,7 +23,9 @@ import torch
 import torch._dynamo
 from torch._dynamo.symbolic_convert import InstructionTranslator
 
-from fluxaudit.results import BreakReason, ExplainResult
+from fluxaudit.results import BreakReason, ExplainResult, TracedBlocks
+
+from .repeated_blocks import kept_blocks, op_count
 
 MAX_REASONS = 5
 
@@ -34,9 +36,9 @@ class _Graphs:
     ops: int = 0
     reasons: list[Any] = field(default_factory=list)
 
-    def add(self, gm: torch.fx.GraphModule) -> None:
+    def add(self, gm: torch.fx.GraphModule, kept: dict[str, TracedBlocks]) -> None:
         self.count += 1
-        self.ops += sum(1 for node in gm.graph.nodes if node.op == "call_function")
+        self.ops += op_count(gm, kept)
         reason = gm.compile_subgraph_reason  # type: ignore[union-attr]
         if reason.graph_break:
             self.reasons.append(reason)
@@ -84,14 +86,21 @@ def _compiling_for(owned: set[int]) -> bool:
     return False
 
 
-def _trace(fn: Callable[..., Any], args: tuple, kwargs: dict, owner: torch.nn.Module | None) -> tuple[_Graphs, _Graphs]:
+def _trace(
+    fn: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    owner: torch.nn.Module | None,
+    kept: dict[str, TracedBlocks] | None = None,
+) -> tuple[_Graphs, _Graphs]:
     everything, owners = _Graphs(), _Graphs()
     owned = {id(m) for m in owner.modules()} if owner is not None else set()
+    kept = kept or {}
 
     def accumulate(gm: torch.fx.GraphModule, example_inputs: Any) -> Callable[..., Any]:
-        everything.add(gm)
+        everything.add(gm, kept)
         if owned and _compiling_for(owned):
-            owners.add(gm)
+            owners.add(gm, kept)
         return gm.forward
 
     torch._dynamo.reset()
@@ -112,25 +121,35 @@ def explain(target: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> E
     return _result(target, everything, time.perf_counter() - start)
 
 
+def _pinned_class(obj: Any, **values: Any) -> type:
+    """A subclass of ``obj``'s class with ``values`` as plain class attributes (properties shadowed)."""
+    cls = type(obj)
+    return type(cls.__name__, (cls,), {**values, "__module__": cls.__module__})
+
+
 @contextmanager
 def bookkeeping_untraced(pipe: Any) -> Iterator[None]:
     """Keep dynamo out of the pipeline's module bookkeeping while it explains the call.
 
-    ``_execution_device`` and ``maybe_free_model_hooks`` walk every submodule in Python; traced, that
-    walk made no graph yet took most of the explain (tracing the walk again after each restart), so
-    the device is pinned as a class attribute and each component's ``_reset_stateful_cache`` runs
-    eagerly.  tests/runner/test_compile_check.py holds that graphs, breaks, ops and reasons are
-    unchanged."""
-    cls = type(pipe)
-    pinned = type(cls.__name__, (cls,), {"_execution_device": pipe._execution_device, "__module__": cls.__module__})
-    components = [c for c in pipe.components.values() if hasattr(c, "_reset_stateful_cache")]
-    pipe.__class__ = pinned
+    ``_execution_device``, each model's ``dtype`` and ``maybe_free_model_hooks`` walk every submodule
+    in Python; traced, those walks made no graph yet took most of the explain (traced again after each
+    restart), so the device and the dtypes are pinned as class attributes, read once eagerly, and each
+    component's ``_reset_stateful_cache`` runs eagerly.  tests/runner/test_compile_check.py holds that
+    graphs, breaks, ops and reasons are unchanged."""
+    swapped: list[tuple[Any, type]] = [(pipe, type(pipe))]
+    pipe.__class__ = _pinned_class(pipe, _execution_device=pipe._execution_device)
+    components = [c for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
     for component in components:
-        component.__dict__["_reset_stateful_cache"] = torch.compiler.disable(component._reset_stateful_cache)
+        if isinstance(getattr(type(component), "dtype", None), property):
+            swapped.append((component, type(component)))
+            component.__class__ = _pinned_class(component, dtype=component.dtype)
+        if hasattr(component, "_reset_stateful_cache"):
+            component.__dict__["_reset_stateful_cache"] = torch.compiler.disable(component._reset_stateful_cache)
     try:
         yield
     finally:
-        pipe.__class__ = cls
+        for obj, cls in swapped:
+            obj.__class__ = cls
         for component in components:
             component.__dict__.pop("_reset_stateful_cache", None)
 
@@ -139,13 +158,21 @@ def explain_pipeline(
     pipe: Any, kwargs: dict[str, Any], transformer: torch.nn.Module | None = None
 ) -> tuple[ExplainResult, ExplainResult | None]:
     """The pipeline call explained, and with ``transformer`` that module's share of the same trace
-    (None when the trace failed or compiled no frame of it: then it needs a trace of its own)."""
+    (None when the trace failed or compiled no frame of it: then it needs a trace of its own).
+
+    The transformer's interchangeable blocks are traced by three of each list (``repeated_blocks``) when
+    that trace finds the transformer whole, one graph without a break; else every block is traced."""
     start = time.perf_counter()
     try:
-        with bookkeeping_untraced(pipe):
-            everything, owners = _trace(pipe, (), kwargs, transformer)
+        with bookkeeping_untraced(pipe), kept_blocks(transformer) as kept:
+            everything, owners = _trace(pipe, (), kwargs, transformer, kept)
+        if kept and (owners.count != 1 or owners.reasons):  # a block may break: scaling would guess
+            kept = {}
+            with bookkeeping_untraced(pipe):
+                everything, owners = _trace(pipe, (), kwargs, transformer)
     except Exception as exc:
         return _failed("pipeline", exc, time.perf_counter() - start), None
     seconds = time.perf_counter() - start
-    own = _result("transformer", owners, 0.0, traced_in="pipeline") if owners.count else None
-    return _result("pipeline", everything, seconds), own
+    blocks = list(kept.values()) or None
+    own = _result("transformer", owners, 0.0, traced_in="pipeline", traced_blocks=blocks) if owners.count else None
+    return _result("pipeline", everything, seconds, traced_blocks=blocks), own

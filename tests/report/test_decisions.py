@@ -15,7 +15,7 @@ from fluxaudit.report.decisions import (
     verdict,
 )
 from fluxaudit.report.model import GroupSummary
-from fluxaudit.results import CompileCheck
+from fluxaudit.results import CompileCheck, TracedBlocks
 from fluxaudit.spec import QualitySpec, parse_document
 from tests.report.test_speed import images, timing
 
@@ -280,3 +280,24 @@ def test_guidance_is_suggested_by_the_paired_fill_and_never_one_that_hallucinate
     assert suggest_guidance(rows, outside_pick, alike) == (30, "fill")
     few = paired_comparisons([c for c in cells(seams, hallucinations) if c.seed == 0 and c.quant == "Q4_0"], "Q8_0")
     assert suggest_guidance(rows, outside_pick, few) == (2, "outside-mask")  # 1 pair each: no paired verdict
+
+
+def test_a_scaled_trace_says_how_the_transformer_was_traced() -> None:
+    """Counts scaled from three blocks of each list are a claim about the blocks left out: the reasons and
+    the compile table say so, with the lists and their lengths."""
+    from fluxaudit.report.compile_verdict import how_traced
+
+    cc = _cc()
+    blocks = [{"name": "transformer_blocks", "traced": 3, "of": 19},
+              {"name": "single_transformer_blocks", "traced": 3, "of": 38}]  # fmt: skip
+    scaled = cc.explain[1].model_copy(
+        update={"traced_in": "pipeline", "traced_blocks": [TracedBlocks.model_validate(b) for b in blocks]}
+    )
+    said = (
+        "its frames in the pipeline's trace; 3 of 19 transformer_blocks and 3 of 38 single_transformer_blocks "
+        "traced, the middle one's ops counted for each block left out"
+    )
+    assert how_traced(scaled) == said
+    assert f"transformer: 1 graph(s), 0 break(s) ({said})" in compile_decision(cc.model_copy(
+        update={"explain": [cc.explain[0], scaled]}))[1]  # fmt: skip
+    assert how_traced(cc.explain[1]) == ""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 
-from fluxaudit.results import ExplainResult
+from fluxaudit.results import ExplainResult, TracedBlocks
 from fluxaudit.spec import parse_document
 from fluxaudit_runner import fastpath, loading
 from fluxaudit_runner.dynamo_explain import explain, explain_pipeline
@@ -57,6 +58,14 @@ def _loaded_tiny(tiny_model) -> tuple:
     return loaded, kwargs, captured
 
 
+def _deepened(transformer: torch.nn.Module, double: int = 5, single: int = 6) -> None:
+    """The tiny transformer at more depth: its second block of each list repeated (the same module)."""
+    for name, depth in (("transformer_blocks", double), ("single_transformer_blocks", single)):
+        blocks = getattr(transformer, name)
+        while len(blocks) < depth:
+            blocks.append(blocks[1])
+
+
 def _findings(e: ExplainResult) -> tuple:
     return e.graph_count, e.graph_break_count, e.op_count, e.break_reasons
 
@@ -88,23 +97,64 @@ def test_one_trace_of_the_pipeline_finds_what_explaining_the_pipeline_and_the_tr
     assert _findings(transformer) == _findings(alone)
 
 
-def test_a_break_inside_the_transformer_is_the_transformers_in_the_pipeline_trace_too(tiny_model) -> None:
+def test_two_blocks_of_each_list_traced_find_what_tracing_every_block_finds(tiny_model) -> None:
+    """The check traces the first, second and last of each list of interchangeable blocks and counts the
+    second one's ops for every block left out; graphs, breaks, ops and reasons must be those of tracing
+    every block (the last block has an op less than the middle ones: both ends must be traced)."""
     loaded, kwargs, captured = _loaded_tiny(tiny_model)
-    block = loaded.transformer.transformer_blocks[0]
-    forward = block.forward
+    _deepened(loaded.transformer)
+    plain = explain("pipeline", loaded.pipe, **kwargs)
+    pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
+    kept = [TracedBlocks(name="transformer_blocks", traced=3, of=5),
+            TracedBlocks(name="single_transformer_blocks", traced=3, of=6)]  # fmt: skip
+    assert pipeline.traced_blocks == kept  # the shortened trace is the one that ran
+    assert _findings(pipeline) == _findings(plain)
+    assert [len(loaded.transformer.transformer_blocks), len(loaded.transformer.single_transformer_blocks)] == [5, 6]
+    alone = _alone(loaded, captured)
+    assert transformer is not None and transformer.traced_blocks == kept
+    assert _findings(transformer) == _findings(alone)
+
+
+def test_a_block_unlike_the_others_has_its_list_traced_block_by_block(tiny_model) -> None:
+    """A block patched alone (here: a graph break before its forward) among those left out would be
+    missed by scaling; its list does not match, so each of its blocks is traced."""
+    loaded, kwargs, _ = _loaded_tiny(tiny_model)
+    _deepened(loaded.transformer)
+    blocks = loaded.transformer.single_transformer_blocks
+    odd = copy.copy(blocks[1])
+    forward = odd.forward
 
     def with_a_break(*args: Any, **kw: Any) -> Any:
         torch._dynamo.graph_break()
         return forward(*args, **kw)
 
-    block.forward = with_a_break
-    try:
-        alone = _alone(loaded, captured)
-        pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
-    finally:
-        del block.forward
-    assert alone.graph_break_count > 0
+    odd.forward = with_a_break
+    blocks[3] = odd
+    plain = explain("pipeline", loaded.pipe, **kwargs)
+    pipeline, _ = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
+    assert plain.graph_count > 22  # the odd block's break is in what every block's trace finds
+    assert _findings(pipeline) == _findings(plain)
+    assert pipeline.traced_blocks is None  # the transformer broke: every block of both lists traced
+
+
+def test_a_break_inside_every_block_has_every_block_traced(tiny_model, monkeypatch) -> None:
+    """Blocks that match but break: scaled counts would be a guess, so the check traces them all, and the
+    breaks are the transformer's in the pipeline's trace too."""
+    loaded, kwargs, captured = _loaded_tiny(tiny_model)
+    _deepened(loaded.transformer)
+    block_class = type(loaded.transformer.transformer_blocks[0])
+    forward = block_class.forward
+
+    def with_a_break(self: torch.nn.Module, *args: Any, **kw: Any) -> Any:
+        torch._dynamo.graph_break()
+        return forward(self, *args, **kw)
+
+    monkeypatch.setattr(block_class, "forward", with_a_break)
+    alone = _alone(loaded, captured)
+    pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
+    assert alone.graph_break_count >= 5
     assert transformer is not None and _findings(transformer) == _findings(alone)
+    assert transformer.traced_blocks is None and pipeline.traced_blocks is None
     assert pipeline.graph_count > transformer.graph_count
 
 
