@@ -6,7 +6,7 @@ Builds (or reuses) FLUX.1-Fill-dev-shaped random weights — T5-XXL, CLIP-L, the
 transformer (23.8 GB: the default reference) and full-size GGUF files of well-formed random
 blocks for Q4_0, Q5_K_S and Q8_0 — in a local hub cache, makes a 1365×1024 JPEG input (1024×768
 after resizing, like the issue's), then runs the audit with the defaults only (the input, the
-repos and the files' names aside) through ``run_group`` for every group and ``build_report``,
+repos and the files' names aside) through ``run_audit`` (local mode, as ``fluxaudit run``) and ``build_report``,
 under ``torch.cuda.set_per_process_memory_fraction`` at ``--cap-gib``.  Each run writes a
 fresh run folder; the JSON line records wall time and peak memory per group, each group's memory
 mode and why, its step times per runtime, and the report's answers, so runs compare.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import sys
 import time
@@ -74,61 +75,103 @@ def audit_document(root: Path) -> dict:
     }
 
 
+class _Phases(logging.Handler):
+    """Every ``.done`` record's seconds by group and phase, and the cells' wall, from the runner's own log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: dict[str, dict[str, float]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event, fields = getattr(record, "event", None), getattr(record, "fields", None) or {}
+        if not event or "seconds" not in fields:
+            return
+        name = "cells" if event == "cell" else event.removesuffix(".done") if event.endswith(".done") else None
+        if name is not None:
+            group = self.seconds.setdefault(fields["group"], {})
+            group[name] = group.get(name, 0.0) + float(fields["seconds"])
+
+
+def _denoise_seconds(partial) -> float:
+    """Every timed step of the group: the sweep's cells and the stock-runtime sample."""
+    cells = sum(sum(c.step_seconds) for c in partial.cells)
+    return cells + (sum(sum(i.step_seconds) for i in partial.stock_sample.images) if partial.stock_sample else 0.0)
+
+
 def one_run(root: Path, run: int, reference_first: bool = False) -> dict:
+    """The audit as ``fluxaudit run`` runs it: ``run_audit`` (local mode: the next group's weights read
+    ahead), then the report; group walls and peaks from the progress callback, phases from the log."""
     import torch
 
     from fluxaudit.report import build_report
     from fluxaudit.spec import parse_document
     from fluxaudit.storage import LocalStorage
-    from fluxaudit_runner.group import run_group
+    from fluxaudit_runner.local import run_audit
 
     audit = parse_document(audit_document(root))
     storage = LocalStorage(root / f"out-{run}")
-    groups: dict[str, dict] = {}
-    start = time.perf_counter()
     labels = audit.spec.group_labels()
     if reference_first:
         labels = labels[-1:] + labels[:-1]
+    seen: dict[str, list[float]] = {}
+    peaks: dict[str, float] = {}
+
+    def progress(label: str, partial) -> None:
+        now = time.perf_counter()
+        if label not in seen:
+            torch.cuda.reset_peak_memory_stats()
+            seen[label] = [now, now]
+        seen[label][1] = now
+        peaks[label] = torch.cuda.max_memory_allocated() / 2**30
+
+    phases = _Phases()
+    logging.getLogger("fluxaudit.runner").addHandler(phases)
+    start = time.perf_counter()
+    try:
+        outcome = run_audit(audit, storage, only=labels if reference_first else None, progress=progress, report=False)
+    finally:
+        logging.getLogger("fluxaudit.runner").removeHandler(phases)
+    groups_seconds = time.perf_counter() - start
+    t_report = time.perf_counter()
+    built = build_report(audit, storage)
+    report_seconds = time.perf_counter() - t_report
+    wall = time.perf_counter() - start
+    groups: dict[str, dict] = {}
     for label in labels:
-        torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        try:
-            partial = run_group(audit, label, storage)
-        except Exception as exc:  # record it; the report says which group failed
-            groups[label] = {"error": f"{type(exc).__name__}: {exc}"[:500], "wallSeconds": time.perf_counter() - t0}
-            print(f"run {run} {label}: FAILED {exc}", flush=True)
+        partial = outcome.partials.get(label)
+        if partial is None:
+            groups[label] = {"error": outcome.failures.get(label, "no partial")[:500]}
             continue
-        peaks = [c.peak_memory_bytes for c in partial.cells]
-        if partial.stock_sample:
-            peaks += [i.peak_memory_bytes for i in partial.stock_sample.images]
         groups[label] = {
-            "wallSeconds": time.perf_counter() - t0,
-            "peakGiB": torch.cuda.max_memory_allocated() / 2**30,
-            "peakCellGiB": max(peaks) / 2**30 if peaks else None,
+            "wallSeconds": seen[label][1] - seen[label][0],
+            "peakGiB": peaks.get(label),
             "placement": partial.placement.to_json() if partial.placement else None,
             "calibration": partial.calibration.to_json() if partial.calibration else None,
             "load": partial.load.to_json() if partial.load else None,
             "fastPath": partial.fast_path.to_json() if partial.fast_path else None,
-            "denoiseSeconds": sum(sum(c.step_seconds) for c in partial.cells)
-            + (sum(sum(i.step_seconds) for i in partial.stock_sample.images) if partial.stock_sample else 0.0),
+            "denoiseSeconds": _denoise_seconds(partial),
             "cells": len(partial.cells),
+            "phases": phases.seconds.get(label, {}),
         }
-        print(f"run {run} {label}: {groups[label]['wallSeconds']:.1f} s, peak {groups[label]['peakGiB']:.1f} GiB, "
+        print(f"run {run} {label}: {groups[label]['wallSeconds']:.1f} s, peak {peaks.get(label, 0):.1f} GiB, "
               f"{partial.placement.mode if partial.placement else '?'}", flush=True)  # fmt: skip
-    t_report = time.perf_counter()
-    built = build_report(audit, storage)
-    report_seconds = time.perf_counter() - t_report
     doc = built.json
     for g in doc["groups"]:
         if g["label"] in groups:
             groups[g["label"]]["timings"] = g["timings"]
     summary = doc["summary"]
-    print(f"run {run}: {time.perf_counter() - start:.1f} s; recommended {summary['recommendedQuant']} "
-          f"({summary['quantBasis']}); speed ranking {summary['speedRanking']}", flush=True)  # fmt: skip
+    denoise = sum(g.get("denoiseSeconds", 0.0) for g in groups.values())
+    print(f"run {run}: {wall:.1f} s for {denoise:.1f} s of timed denoising (×{wall / denoise:.2f}); recommended "
+          f"{summary['recommendedQuant']} ({summary['quantBasis']}); speed ranking {summary['speedRanking']}",
+          flush=True)  # fmt: skip
     return {
         "run": run,
-        "auditWallSeconds": time.perf_counter() - start,
+        "auditWallSeconds": wall,
+        "groupsSeconds": groups_seconds,
         "reportSeconds": report_seconds,
+        "denoiseSeconds": denoise,
+        "wallOverDenoise": wall / denoise if denoise else None,
+        "failures": outcome.failures,
         "groups": groups,
         "summary": {
             k: summary.get(k)
@@ -152,7 +195,6 @@ def main() -> int:
     os.environ["HF_HOME"] = str(args.root / "hf-home")  # before huggingface_hub is imported
     os.environ["HF_HUB_OFFLINE"] = "1"
     import faulthandler
-    import logging
 
     import torch
 

@@ -135,9 +135,8 @@ def load_transformer(path: Path, spec: FluxAuditSpec) -> torch.nn.Module:
     return transformer
 
 
-def load_unquantized_transformer(spec: FluxAuditSpec) -> tuple[torch.nn.Module, QuantFile]:
-    """The base repo's own transformer weights (the reference the GGUF files were cut from), in host memory."""
-    from diffusers import FluxTransformer2DModel
+def download_reference(spec: FluxAuditSpec) -> list[Path]:
+    """The base repo's transformer shards (the bf16 reference's weights), from the hub or its cache."""
     from huggingface_hub import snapshot_download
 
     root = Path(
@@ -148,6 +147,15 @@ def load_unquantized_transformer(spec: FluxAuditSpec) -> tuple[torch.nn.Module, 
         raise GroupInputError(
             f"model.baseRepo {spec.model.base_repo} has no transformer/*.safetensors for reference: bf16"
         )
+    return weights
+
+
+def load_unquantized_transformer(spec: FluxAuditSpec) -> tuple[torch.nn.Module, QuantFile]:
+    """The base repo's own transformer weights (the reference the GGUF files were cut from), in host memory."""
+    from diffusers import FluxTransformer2DModel
+
+    weights = download_reference(spec)
+    root = weights[0].parent.parent
     # One pass over each shard (they total ~24 GB), beside the loading (hashlib releases the GIL): a
     # single file's own digest, else a digest of digests.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bf16-hash") as pool:

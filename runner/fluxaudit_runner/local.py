@@ -18,7 +18,7 @@ from fluxaudit.inputs import InputError
 from fluxaudit.layout import RunLayout
 from fluxaudit.report import BuiltReport, build_report
 from fluxaudit.results import Partial, ResumeConflict
-from fluxaudit.spec import FluxAudit, QuantSpec
+from fluxaudit.spec import FluxAudit
 from fluxaudit.storage import Storage
 
 from .group import run_group
@@ -83,11 +83,10 @@ def _run_groups(
 ) -> AuditOutcome:
     outcome = AuditOutcome()
     labels = list(only) if only else audit.spec.group_labels()
-    quants = {q.label: q for q in audit.spec.quants}
     with Prefetcher() as ahead:
         for i, label in enumerate(labels):
             ahead.wait()
-            following = next((quants[n] for n in labels[i + 1 :] if n in quants), None)
+            following = labels[i + 1] if i + 1 < len(labels) else None
             _run_one(audit, label, storage, _progress(ahead, audit, following, label, progress), set_aside_corrupt,
                      outcome)  # fmt: skip
     if report:
@@ -120,12 +119,12 @@ def _run_one(
 def _progress(
     ahead: Prefetcher,
     audit: FluxAudit,
-    following: QuantSpec | None,
+    following: str | None,
     label: str,
     progress: Callable[[str, Partial], None] | None,
 ) -> Callable[[Partial], None]:
     """The group's progress callback: passes it on, and once the group has timed a cell in this attempt (its
-    own loading is over) starts fetching the next GGUF file."""
+    own loading is over) starts fetching the next group's weights."""
     seen: list[int] = []
 
     def on_progress(p: Partial) -> None:

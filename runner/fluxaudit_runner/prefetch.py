@@ -1,9 +1,11 @@
-"""Local mode: the next group's GGUF file made ready while this group sweeps.
+"""Local mode: the next group's weights made ready while this group sweeps.
 
-One process runs the groups one after another, so the next group's file can be downloaded (a no-op when
-the hub cache has it) and read once through sha256 while this group's cells run: the next group then loads
-from the page cache and finds its digest already computed (``loading.sha256_file`` remembers digests by
-device, inode, size and modification time), instead of reading the file twice more.  It starts only once
+One process runs the groups one after another, so the next group's files — its GGUF file, or the bf16
+reference's safetensors shards — can be downloaded (a no-op when the hub cache has them) and read once
+through sha256 while this group's cells run: the next group then loads from the page cache and finds the
+digests already computed (``loading.sha256_file`` remembers digests by device, inode, size and
+modification time), instead of reading the files twice more (measured on the H200: 52.6 s of loading
+in the first run of BENCHMARKS.md §8.9, which skipped this).  It starts only once
 this group has loaded (its own disk reads are done) and the next group waits for it, so at most one group's
 file is read at a time.  A failure here is not the group's: the group downloads and hashes for itself and
 reports what goes wrong.
@@ -16,10 +18,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
-from fluxaudit.spec import FluxAuditSpec, QuantSpec
+from fluxaudit.spec import UNQUANTIZED, FluxAuditSpec
 
 from .events import emit
-from .loading import download_gguf, sha256_file
+from .loading import download_gguf, download_reference, sha256_file
 
 log = logging.getLogger("fluxaudit.runner")
 
@@ -29,10 +31,10 @@ class Prefetcher:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-prefetch")
         self._pending: Future[None] | None = None
 
-    def start(self, spec: FluxAuditSpec, quant: QuantSpec) -> None:
-        """Fetch and hash ``quant``'s file in the background (once; later calls wait for ``wait``)."""
+    def start(self, spec: FluxAuditSpec, label: str) -> None:
+        """Fetch and hash group ``label``'s files in the background (once; later calls wait for ``wait``)."""
         if self._pending is None:
-            self._pending = self._pool.submit(self._fetch, spec, quant)
+            self._pending = self._pool.submit(self._fetch, spec, label)
 
     def wait(self) -> None:
         if self._pending is None:
@@ -44,11 +46,13 @@ class Prefetcher:
         self._pending = None
 
     @staticmethod
-    def _fetch(spec: FluxAuditSpec, quant: QuantSpec) -> None:
+    def _fetch(spec: FluxAuditSpec, label: str) -> None:
         start = time.perf_counter()
-        path = download_gguf(spec, quant)
-        sha256_file(path)
-        emit("prefetch.done", quant.label, seconds=round(time.perf_counter() - start, 3), bytes=path.stat().st_size)
+        paths = download_reference(spec) if label == UNQUANTIZED else [download_gguf(spec, spec.quant(label))]
+        for path in paths:
+            sha256_file(path)
+        size = sum(p.stat().st_size for p in paths)
+        emit("prefetch.done", label, seconds=round(time.perf_counter() - start, 3), bytes=size)
 
     def __enter__(self) -> Prefetcher:
         return self
