@@ -21,16 +21,22 @@ from tests.support.helpers import audit_doc
 pytestmark = pytest.mark.slow
 
 
-def test_each_gguf_file_is_hashed_once_and_the_next_one_ahead(tiny_model, tmp_path: Path, monkeypatch, caplog) -> None:
-    hashed: list[int] = []
+@pytest.fixture
+def hashed(monkeypatch, caplog) -> list[int]:
+    """One entry per sha256 started (a file read for its digest), from a fresh digest memo; runner events kept."""
+    started: list[int] = []
 
     def counting_sha256(*args: object) -> object:
-        hashed.append(1)
+        started.append(1)
         return hashlib.sha256(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loading, "_DIGESTS", {})
     monkeypatch.setattr(loading, "hashlib", SimpleNamespace(sha256=counting_sha256))
     caplog.set_level(logging.INFO, logger="fluxaudit.runner")
+    return started
+
+
+def test_each_gguf_file_is_hashed_once_and_the_next_one_ahead(tiny_model, tmp_path: Path, hashed, caplog) -> None:
     audit = parse_document(audit_doc(tiny_model))
     outcome = run_audit(audit, LocalStorage(tmp_path), report=False)
     assert outcome.ok, outcome.failures
@@ -43,16 +49,7 @@ def test_each_gguf_file_is_hashed_once_and_the_next_one_ahead(tiny_model, tmp_pa
         assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_the_bf16_references_shards_are_hashed_ahead_too(tiny_model, tmp_path: Path, monkeypatch, caplog) -> None:
-    hashed: list[int] = []
-
-    def counting_sha256(*args: object) -> object:
-        hashed.append(1)
-        return hashlib.sha256(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(loading, "_DIGESTS", {})
-    monkeypatch.setattr(loading, "hashlib", SimpleNamespace(sha256=counting_sha256))
-    caplog.set_level(logging.INFO, logger="fluxaudit.runner")
+def test_the_bf16_references_shards_are_hashed_ahead_too(tiny_model, tmp_path: Path, hashed, caplog) -> None:
     doc = audit_doc(tiny_model, quants=[{"label": "Q4_0", "file": tiny_model.gguf_files["Q4_0"]}], reference="bf16",
                     guidanceScales=[2])  # fmt: skip
     outcome = run_audit(parse_document(doc), LocalStorage(tmp_path), report=False)
