@@ -32,6 +32,12 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _tile_size(width: int, height: int) -> tuple[int, int]:
+    """A sheet's tile for pictures of this size: at most 256 px on the long side, never upscaled."""
+    scale = min(1.0, 256 / max(width, height))
+    return max(32, int(width * scale)), max(32, int(height * scale))
+
+
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default()
 
@@ -56,8 +62,7 @@ def _grid(
         tile_w, tile_h = max(tile_w, img.width), max(tile_h, img.height)
     if not tiles:
         tile_w = tile_h = 64
-    scale = min(1.0, 256 / max(tile_w, tile_h))
-    tw, th = max(32, int(tile_w * scale)), max(32, int(tile_h * scale))
+    tw, th = _tile_size(tile_w, tile_h)
     width = LABEL_W + len(guidance) * (tw + PAD) + PAD
     height = HEADER_H + len(quants) * (th + PAD) + PAD
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
@@ -84,7 +89,8 @@ def _grid(
                 draw.rectangle((x, y, x + tw - 1, y + th - 1), fill=(235, 235, 235), outline=(180, 180, 180))
                 draw.text((x + 4, y + th // 2 - 6), "missing", fill=(160, 0, 0), font=font)
                 continue
-            sheet.paste(tile.resize((tw, th), Image.Resampling.LANCZOS), (x, y))
+            # a box reduction to within 2× of the tile first, then Lanczos: a 1024² image shrinks ~4× faster
+            sheet.paste(tile.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=2.0), (x, y))
             if outline is not None:
                 sheet.paste((255, 220, 0), (x, y, x + tw, y + th), outline)
     buf = io.BytesIO()
@@ -144,11 +150,16 @@ def diff_sheet(data: ReportData, read: ArrayReader) -> bytes:
         a, b = read(c.image), read(ref.image)
         if a is None or b is None or a.shape != b.shape:
             continue
-        diffs[(c.quant, c.guidance)] = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=-1)
-    top = max([float(np.percentile(d, 99)) for d in diffs.values()] + [1.0])
-    tiles = {
-        key: Image.fromarray((cmap(np.clip(d / top, 0, 1))[..., :3] * 255).astype(np.uint8)) for key, d in diffs.items()
-    }
+        diffs[(c.quant, c.guidance)] = (
+            np.abs(a.astype(np.int16) - b.astype(np.int16)).sum(axis=-1, dtype=np.float32) / 3
+        )
+    top = max([float(np.percentile(d, 99)) for d in diffs.values()] + [1.0])  # over every pixel
+
+    def tile(d: np.ndarray) -> Image.Image:  # averaged down to the tile first: colour-mapping 256² is ~16× less work
+        small = np.asarray(Image.fromarray(d).resize(_tile_size(d.shape[1], d.shape[0]), Image.Resampling.BOX))
+        return Image.fromarray((cmap(np.clip(small / top, 0, 1))[..., :3] * 255).astype(np.uint8))
+
+    tiles = {key: tile(d) for key, d in diffs.items()}
     rows = [g.label for g in data.groups if g.label != reference]
     return _grid(data, rows, tiles, None, corner=f"white={top:.0f} lv")
 
