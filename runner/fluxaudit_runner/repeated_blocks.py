@@ -4,9 +4,10 @@ Dynamo inlines every block call, so tracing FLUX's 19 double and 38 single block
 of the check (31 of 42 s at FLUX's depth on CPU, BENCHMARKS.md §8.11).  Blocks whose code, structure,
 parameter kinds, processors and hooks all match trace alike, so while the trace runs each list of
 matching blocks holds its first, second and last only, and every op traced under the second counts
-once for each block between the first and the last.  That holds only when the blocks trace whole: ``dynamo_explain`` keeps the scaled
-counts when the transformer came out as one graph, and traces every block otherwise.  A list whose
-blocks differ in any of those respects (a block patched alone, mixed tensor types) is traced whole.
+once for each block between the first and the last.  That holds only when the blocks trace whole:
+``dynamo_explain`` keeps the scaled counts when the transformer came out as one graph, and traces
+every block otherwise.  A list whose blocks differ in any of those respects (a block patched alone,
+mixed tensor types) is traced whole.
 """
 
 from __future__ import annotations
