@@ -178,7 +178,8 @@ class BreakReason(_Schema):
 
 
 class TracedBlocks(_Schema):
-    """A list of interchangeable blocks traced by one of them (``repeated_blocks``): its ops count ``of`` times."""
+    """A list of ``of`` interchangeable blocks traced by ``traced`` of them (``repeated_blocks``): the first,
+    the second and the last; the second's ops count for every block left out."""
 
     name: str
     traced: int
@@ -198,7 +199,7 @@ class ExplainResult(_Schema):
     height: int | None = None
     #: "pipeline": read from the transformer's frames of the pipeline's trace, not traced alone (seconds 0)
     traced_in: Literal["pipeline"] | None = None
-    #: lists of repeated blocks traced by their first block, ops scaled; None: every block traced
+    #: lists of repeated blocks traced by three of their blocks, ops scaled; None: every block traced
     traced_blocks: list[TracedBlocks] | None = None
 
 

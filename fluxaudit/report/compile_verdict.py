@@ -39,7 +39,8 @@ def compile_decision(cc: CompileCheck | None, steps: int = 28) -> tuple[str, lis
     reasons: list[str] = []
     if t is None or t.error:
         return "no-go", [f"dynamo could not trace the transformer: {t.error if t else 'no trace'}"]
-    where = f" ({how_traced(t)})" if how_traced(t) else ""
+    how = how_traced(t)
+    where = f" ({how})" if how else ""
     reasons.append(f"transformer: {t.graph_count} graph(s), {t.graph_break_count} break(s){where}")
     pipe = next((e for e in cc.explain if e.target == "pipeline"), None)
     if pipe is not None and not pipe.error:

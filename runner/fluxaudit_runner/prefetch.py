@@ -28,7 +28,7 @@ log = logging.getLogger("fluxaudit.runner")
 
 class Prefetcher:
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gguf-prefetch")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights-prefetch")
         self._pending: Future[None] | None = None
 
     def start(self, spec: FluxAuditSpec, label: str) -> None:

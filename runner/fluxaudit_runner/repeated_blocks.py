@@ -85,7 +85,7 @@ def kept_blocks(transformer: torch.nn.Module | None) -> Iterator[dict[str, Trace
     lists = interchangeable(transformer) if transformer is not None else {}
     kept = {name: TracedBlocks(name=name, traced=KEPT, of=len(blocks)) for name, blocks in lists.items()}
     for name, blocks in lists.items():
-        setattr(transformer, name, torch.nn.ModuleList([blocks[0], blocks[1], blocks[len(blocks) - 1]]))
+        setattr(transformer, name, torch.nn.ModuleList([blocks[0], blocks[1], blocks[-1]]))
     try:
         yield kept
     finally:
