@@ -208,6 +208,23 @@ def default_cache_dir() -> str | None:
         return None
 
 
+def start_compile_workers(plan: Plan, device_type: str, cache_dir: str | None) -> bool:
+    """Start Inductor's compile workers now, while the group loads, instead of at the first compile.
+
+    Inductor starts its worker pool when the first block graph reaches it, and compiles its kernels
+    in the main process until the workers are up.  The cache directories are set first: the workers
+    read them from the environment they start with.  Returns whether the pool was asked to start."""
+    if not (plan.compile and plan.backend == "inductor" and device_type == "cuda"):
+        return False
+    configure_compile_cache(cache_dir)
+    try:
+        from torch._inductor.async_compile import maybe_warm_pool
+    except ImportError:  # a private helper: if it moved, the first compile starts the pool as before
+        return False
+    maybe_warm_pool()
+    return True
+
+
 def record_for(plan: Plan) -> FastPath:
     """The record of what the transformer will run with; :func:`apply` carries it out."""
     return FastPath(

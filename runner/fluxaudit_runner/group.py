@@ -141,6 +141,8 @@ class GroupRunner:
             except fastpath.FastPathUnavailable as exc:
                 raise GroupInputError(str(exc)) from exc
             placement.check_available(self.spec.memory, self.device)
+            if self.quant is not None:  # the bf16 reference runs offloaded, stock, wherever it does not fit
+                fastpath.start_compile_workers(plan, self.device.type, os.environ.get(Env.COMPILE_CACHE))
             audit_inputs = read_inputs(self.spec, self.storage)
             input_sha256 = inputs_sha256(audit_inputs)
             if stored is not None:

@@ -123,6 +123,34 @@ def test_plan_refuses_kernels_on_where_triton_cannot_run() -> None:
         fastpath.plan(FastPathSpec(dequant_kernels="on"), "cpu", triton=False)
 
 
+@pytest.mark.parametrize(
+    ("spec", "device", "starts"),
+    [
+        ({}, "cuda", True),
+        ({}, "cpu", False),
+        ({"compile": "off"}, "cuda", False),
+        ({"compileBackend": "aot_eager"}, "cuda", False),
+    ],
+)
+def test_compile_workers_start_early_only_for_inductor_on_a_gpu_and_see_the_cache(
+    spec, device, starts, tmp_path: Path, monkeypatch
+) -> None:
+    """The workers read the cache directories from the environment they start with: set before the pool."""
+    import torch._inductor.async_compile as async_compile
+
+    seen: list[tuple[str | None, str | None]] = []
+    monkeypatch.setattr(
+        async_compile,
+        "maybe_warm_pool",
+        lambda: seen.append((os.environ.get("TORCHINDUCTOR_CACHE_DIR"), os.environ.get("TRITON_CACHE_DIR"))),
+    )
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    plan = fastpath.plan(FastPathSpec.model_validate(spec), device, triton=True)
+    assert fastpath.start_compile_workers(plan, device, str(tmp_path / "cache")) is starts
+    assert seen == ([(str(tmp_path / "cache" / "inductor"), str(tmp_path / "cache" / "triton"))] if starts else [])
+
+
 def _transformer(tiny_model, label: str) -> torch.nn.Module:
     from huggingface_hub import hf_hub_download
 
