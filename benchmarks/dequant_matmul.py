@@ -183,11 +183,11 @@ def main() -> int:
                 exact[(kind, qtype)] = output
             elif name.startswith("fused:") and (kind, qtype) in exact:
                 record["driftVsKernels"] = drift(output, exact[(kind, qtype)])
+            results[kind][name] = record
             base = results[kind].get("bf16-autotune" if mode else "bf16")
-            if base:
+            if base:  # against bf16 compiled the same way
                 record["overBf16"] = record["medianMs"] / base["medianMs"]
             record["overBf16Default"] = record["medianMs"] / results[kind]["bf16"]["medianMs"]
-            results[kind][name] = record
             append_jsonl(args.out, "dequant_matmul", {**head, "block": kind, "form": name, "mode": mode, **record})
             print(f"{kind} {name} ({mode or 'default'}): {record['medianMs']:.3f} ms "
                   f"[{record['p10Ms']:.3f}, {record['p90Ms']:.3f}], ×{record['overBf16Default']:.3f} of bf16, "
