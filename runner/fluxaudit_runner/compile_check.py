@@ -52,37 +52,32 @@ def measure_speedup(
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def timed(fn: Callable[[], Any]) -> float:
-        sync()
-        start = time.perf_counter()
-        with torch.no_grad():
-            fn()
-        sync()
-        return time.perf_counter() - start
-
-    def output(fn: Callable[..., Any]) -> np.ndarray:
-        with torch.no_grad():
-            out = fn(**kwargs)
+    def series(fn: Callable[[], Any], n: int) -> tuple[list[float], np.ndarray]:
+        """``n`` timed calls, and the last one's output for the drift (no extra forward to get it)."""
+        seconds, out = [], None
+        for _ in range(n):
+            sync()
+            start = time.perf_counter()
+            with torch.no_grad():
+                out = fn()
+            sync()
+            seconds.append(time.perf_counter() - start)
         out = out[0] if isinstance(out, tuple) else getattr(out, "sample", out)
-        return out.detach().float().cpu().numpy()
+        return seconds, out.detach().float().cpu().numpy()
 
     if compiled_seconds is not None:
         with torch.compiler.set_stance("force_eager"):
-            eager = [timed(lambda: transformer(**kwargs)) for _ in range(iterations)]
-            reference = output(transformer)
-        timed(lambda: transformer(**kwargs))  # untimed: the first compiled call after the stance change
-        steady = [timed(lambda: transformer(**kwargs)) for _ in range(iterations)]
-        drift = output(transformer)
+            eager, reference = series(lambda: transformer(**kwargs), iterations)
+        series(lambda: transformer(**kwargs), 1)  # untimed: the first compiled call after the stance change
+        steady, drift = series(lambda: transformer(**kwargs), iterations)
         mode, compile_s = "regional", compiled_seconds
     else:
-        eager = [timed(lambda: transformer(**kwargs)) for _ in range(iterations)]
-        reference = output(transformer)
+        eager, reference = series(lambda: transformer(**kwargs), iterations)
         torch._dynamo.reset()
         compiled = torch.compile(transformer, backend=backend)
         try:
-            first = timed(lambda: compiled(**kwargs))
-            steady = [timed(lambda: compiled(**kwargs)) for _ in range(iterations)]
-            drift = output(compiled)
+            (first,), _ = series(lambda: compiled(**kwargs), 1)
+            steady, drift = series(lambda: compiled(**kwargs), iterations)
         finally:
             torch._dynamo.reset()
         mode, compile_s = "whole", max(first - statistics.median(steady), 0.0)
