@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--build-only", action="store_true")
     p.add_argument("--reference-first", action="store_true", help="run the bf16 reference group before the quants")
     p.add_argument("--stacks-every", type=float, default=0, help="dump every thread's stack this often (s; 0: never)")
+    p.add_argument("--baseline-tree", type=Path, default=None,
+                   help="after the runs, the same audit by another commit's code (benchmarks/baseline_audit.py)")  # fmt: skip
     return p.parse_args()
 
 
@@ -218,10 +221,20 @@ def main() -> int:
     torch.cuda.set_per_process_memory_fraction(args.cap_gib * 2**30 / total)
     for i in range(args.runs):  # one line per run, written as it ends: a device lease may end before the next
         write_record(args, [one_run(args.root, i, args.reference_first)], build_seconds)
+    if args.baseline_tree:
+        from benchmarks.baseline_audit import run_baseline
+
+        folder = args.root / "out-baseline"
+        shutil.rmtree(folder, ignore_errors=True)
+        baseline = run_baseline(args.baseline_tree, audit_document(args.root), folder, args.cap_gib)
+        print(f"baseline {args.baseline_tree}: {baseline}", flush=True)
+        write_record(args, [], build_seconds, baseline)
     return 0
 
 
-def write_record(args: argparse.Namespace, runs: list[dict], build_seconds: dict[str, float]) -> None:
+def write_record(
+    args: argparse.Namespace, runs: list[dict], build_seconds: dict[str, float], baseline: dict | None = None
+) -> None:
     import torch
 
     record = {
@@ -234,6 +247,7 @@ def write_record(args: argparse.Namespace, runs: list[dict], build_seconds: dict
         "diffusers": __import__("diffusers").__version__,
         "build": build_seconds,
         "runs": runs,
+        **({"baseline": baseline} if baseline is not None else {}),
     }
     path = append_jsonl(args.out, f"default_audit-{torch.cuda.get_device_name(0).replace(' ', '_')}", record)
     print(f"wrote {path}", flush=True)

@@ -70,3 +70,18 @@ def test_per_forward_harness_runs_every_cpu_mode_and_writes_its_result(tmp_path:
     assert modes["regional"]["kernels"] == {"kernelLinears": 0, "kernelBytes": 0, "keptLinears": {"Q4_0": 40}}
     # aot_eager replays the captured graph: the compiled mode computes what eager does
     assert modes["regional"]["maxAbsDiffVsFirstMode"] == 0.0 and modes["regional"]["compileSeconds"] > 0
+
+
+def test_baseline_harness_runs_a_trees_audit_in_a_child_and_reads_its_timings(tmp_path: Path, tiny_model) -> None:
+    """The before/after harness of benchmarks/baseline_audit.py, with this checkout as the "other" tree: the
+    child imports that tree's packages, runs its audit into the folder given, and reports wall and denoising."""
+    from benchmarks.baseline_audit import REPO, run_baseline
+    from tests.support.helpers import audit_doc
+
+    doc = audit_doc(tiny_model, quants=[{"label": "Q4_0", "file": tiny_model.gguf_files["Q4_0"]}], guidanceScales=[2])
+    out = run_baseline(REPO, doc, tmp_path / "baseline", cap_gib=22.0, timeout=600)
+    assert "error" not in out, out.get("stderrTail")
+    assert out["groups"] == ["Q4_0"] and out["failures"] == {}
+    assert 0 < out["denoiseSeconds"] < out["auditWallSeconds"]
+    assert out["wallOverDenoise"] == out["auditWallSeconds"] / out["denoiseSeconds"]
+    assert list((tmp_path / "baseline").rglob("partials/Q4_0.json"))
