@@ -1,6 +1,6 @@
 """The default audit as the code of another commit ran it, for a before/after in one run (#18's ×4.9).
 
-    git archive 4b172b6 | tar -x -C /tmp/issue-tree      # the code #18's first number was measured on
+    mkdir -p /tmp/issue-tree && git archive 4b172b6 | tar -x -C /tmp/issue-tree   # the code of #18's first number
     python -m benchmarks.default_audit --root /tmp/full --runs 1 --baseline-tree /tmp/issue-tree
 
 ``default_audit`` calls :func:`run_baseline` after its own runs: the same audit document, weights and input
