@@ -80,12 +80,13 @@ class StoredArrays:
         return self._arrays[path]
 
     def load(self, paths: list[str]) -> None:
-        """Read ``paths`` one at a time (the storage may be one bucket client), then decode them on one
-        thread per core: Pillow's PNG decoder releases the GIL, and at 1024² decoding was serial seconds."""
+        """Read ``paths`` one at a time on this thread (the storage may be one bucket client), each decoded
+        on a pool thread as soon as it is read: Pillow's PNG decoder releases the GIL, and at 1024² decoding
+        one after another took seconds.  A file's bytes are dropped once decoded."""
         todo = [p for p in dict.fromkeys(paths) if p not in self._arrays]
-        raw = {p: self._fetch(p) for p in todo}
         with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1))) as pool:
-            self._arrays |= dict(zip(todo, pool.map(lambda p: _decode(p, raw[p]), todo), strict=True))
+            decoding = {p: pool.submit(_decode, p, self._fetch(p)) for p in todo}
+            self._arrays |= {p: future.result() for p, future in decoding.items()}
 
 
 def _stored_paths(layout: RunLayout, names: list[str | None], partials: dict[str, Partial | None]) -> list[str]:
