@@ -101,9 +101,10 @@ def cell_qualities(
     cells: list[CellSummary], references: dict[tuple[str | None, float, int], CellSummary], pixels: InputPixels,
     read: ArrayReader,
 ) -> list[CellQuality]:  # fmt: skip
-    """Every cell's quality, in the cells' order.  The stored arrays are decoded first, one at a time (the
-    reader may be a bucket client); the metrics then run on one thread per core: SSIM's Gaussian filters
-    and the fill metrics release the GIL, and at 1024² they were most of a report's build."""
+    """Every cell's quality, in the cells' order.  The stored arrays are read first, on this thread (the
+    reader may be a bucket client; ``build_report``'s reader has them decoded already, so these are cache
+    hits there); the metrics then run on one thread per core: SSIM's Gaussian filters and the fill
+    metrics release the GIL, and at 1024² they were most of a report's build."""
     for c in cells:
         for path in (c.image, c.latents):
             if path:
