@@ -5,14 +5,21 @@
 One Q4_0 group (guidance 2, one repeat, Q4_0 as its own reference so no bf16 weights are built) run
 through ``run_group``; prints the compile check's record: ``explain[*].seconds`` is the pipeline's one
 trace (the transformer's findings are read from it, ``tracedIn: pipeline``) and the speed-up's forwards the rest.
+
+``--gc plain`` runs the group with CPython's default gen-2 threshold while compiling (the runner defers
+full collections then, ``fluxaudit_runner.collector``); each mode compiles cold, into its own cache and
+run folder, so two processes, one per mode, compare.  The ``warm_up.done`` and ``compile_check.done``
+records carry the collector's seconds either way.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -24,9 +31,13 @@ def main() -> int:
     p.add_argument("--root", type=Path, default=Path("/tmp/fluxaudit-full"))
     p.add_argument("--cap-gib", type=float, default=22.0)
     p.add_argument("--profile", type=Path, default=None, help="cProfile the compile check; top functions to this file")
+    p.add_argument("--gc", choices=("deferred", "plain"), default="deferred", help="full collections while compiling")
     args = p.parse_args()
     os.environ["HF_HOME"] = str(args.root / "hf-home")  # before huggingface_hub is imported
     os.environ["HF_HUB_OFFLINE"] = "1"
+    cache = args.root / f"compile-cache-{args.gc}"
+    shutil.rmtree(cache, ignore_errors=True)  # cold, as a fresh pod compiles
+    os.environ["FLUXAUDIT_COMPILE_CACHE"] = str(cache)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout, force=True)
     logging.getLogger("fluxaudit").setLevel(logging.INFO)
 
@@ -36,6 +47,7 @@ def main() -> int:
     from benchmarks.full_size_repos import build_repos
     from fluxaudit.spec import parse_document
     from fluxaudit.storage import LocalStorage
+    from fluxaudit_runner import collector
     from fluxaudit_runner.group import run_group
     from fluxaudit_runner.tiny.builder import demo_image_and_mask
 
@@ -48,8 +60,12 @@ def main() -> int:
     torch.cuda.set_per_process_memory_fraction(args.cap_gib * 2**30 / torch.cuda.get_device_properties(0).total_memory)
     if args.profile is not None:  # only the compile check: where dynamo's trace of the pipeline spends its time
         _profile_compile_check(args.profile)
+    if args.gc == "plain":
+        collector.DEFERRED_GEN2_THRESHOLD = gc.get_threshold()[2]
+    out = args.root / f"out-{args.gc}"
+    shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    partial = run_group(parse_document(doc), "Q4_0", LocalStorage(args.root / "out"))
+    partial = run_group(parse_document(doc), "Q4_0", LocalStorage(out))
     print(f"group {time.perf_counter() - start:.1f} s", flush=True)
     print(json.dumps(partial.compile_check.to_json() if partial.compile_check else None, indent=1))
     return 0

@@ -32,6 +32,7 @@ from fluxaudit.storage import Storage
 from . import compile_check, environment, fastpath, gguf_kernels, loading, placement, prompt_cache
 from .audit_inputs import AuditInput, distinct_prompts, inputs_sha256, read_inputs
 from .calibration import calibrate
+from .collector import compiling, full_collections_deferred
 from .errors import GroupInputError
 from .events import emit, phase
 from .hallucination import Scorer, load_scorer
@@ -183,18 +184,22 @@ class GroupRunner:
                 # 6. fast path: the dequant kernels swapped in, the blocks compiled (by the first warm-up)
                 fastpath.apply(loaded.transformer, loaded.fast_path, os.environ.get(Env.COMPILE_CACHE))
                 # 7. warm up
-                with phase("warm_up", self.label, compile=loaded.fast_path.compile) as done:
+                with phase("warm_up", self.label, compile=loaded.fast_path.compile) as done, compiling() as gc_cost:
                     warm = warm_up(loaded, inputs, self.spec, self.device, self.label)
-                    done.update(compile_seconds=loaded.fast_path.compile_seconds)
+                    done.update(compile_seconds=loaded.fast_path.compile_seconds, **gc_cost.fields())
                 self._record_load(partial, loaded, warm)
                 # 8. sweep
                 self._sweep(partial, loaded, audit_inputs)
                 # 9. compile check
                 if runs_compile_check(self.audit, self.label) and partial.compile_check is None:
-                    with phase("compile_check", self.label, stacks_after=STALL_STACKS_SECONDS):
+                    with (
+                        phase("compile_check", self.label, stacks_after=STALL_STACKS_SECONDS) as done,
+                        compiling() as gc_cost,
+                    ):
                         partial.compile_check = compile_check.run_check(
                             loaded, inputs, self.spec, self.device, self.label, warm.transformer_inputs, plan.backend
                         )
+                        done.update(gc_cost.fields())
                     self._save(partial)
                 partial.status, partial.finished_at = "complete", timestamp()
             finally:
@@ -275,7 +280,8 @@ class GroupRunner:
             item = by_name[key[0]]
             shape = (item.prepared.height, item.prepared.width)
             if shape not in warmed:  # another size: its first call may compile; never inside a timed cell
-                warm_shape(loaded, item.prepared, self.spec, self.device)
+                with full_collections_deferred():
+                    warm_shape(loaded, item.prepared, self.spec, self.device)
                 warmed.add(shape)
             partial.cells.append(self._cell(loaded, item, *key[1:]))
             self._save(partial)
