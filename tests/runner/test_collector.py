@@ -14,20 +14,21 @@ from fluxaudit_runner import collector
 from tests.support.helpers import audit_doc
 
 
-def _churn(survivors: int = 400_000) -> list[list[object]]:
-    """Tracked objects that survive into gen 2, as a compile's FX nodes and guards do."""
-    return [[] for _ in range(survivors)]
+def _churn() -> list[list[object]]:
+    """Tracked objects that survive into gen 2, as a compile's FX nodes and guards do: more than
+    half the heap already there, since CPython holds a full collection back until the survivors
+    pending exceed a quarter of it (a test process late in a run holds millions)."""
+    return [[] for _ in range(max(400_000, len(gc.get_objects()) // 2 + 100_000))]
 
 
 def test_deferral_raises_the_gen2_threshold_and_restores_it_even_on_error() -> None:
     before = gc.get_threshold()
-    with pytest.raises(RuntimeError):
-        with collector.full_collections_deferred():
-            assert gc.get_threshold() == (before[0], before[1], collector.DEFERRED_GEN2_THRESHOLD)
-            with collector.full_collections_deferred():  # reentrant: the inner block does not restore
-                pass
-            assert gc.get_threshold()[2] == collector.DEFERRED_GEN2_THRESHOLD
-            raise RuntimeError("compile failed")
+    with pytest.raises(RuntimeError), collector.full_collections_deferred():
+        assert gc.get_threshold() == (before[0], before[1], collector.DEFERRED_GEN2_THRESHOLD)
+        with collector.full_collections_deferred():  # reentrant: the inner block does not restore
+            pass
+        assert gc.get_threshold()[2] == collector.DEFERRED_GEN2_THRESHOLD
+        raise RuntimeError("compile failed")
     assert gc.get_threshold() == before
 
 
