@@ -53,40 +53,30 @@ def store(out, offsets, value, live, BF16_BITS: tl.constexpr):
         tl.store(out + offsets, value.to(out.dtype.element_ty), mask=live)
 
 
-@triton.autotune(configs=CONFIGS["q8_0"], **AUTOTUNE)
+# -- one type's values: fp16, diffusers' arithmetic; b (block), and the in-block indices broadcast --------
+
+
 @triton.jit
-def q8_0(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
+def q8_0_values(raw, half, b, j, live):
     # block: d fp16 | 32 × int8  (34 bytes = 17 halves)
-    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None]
-    j = tl.arange(0, 32)[None, :]
-    live = b < n_blocks
     d = tl.load(half + b * 17, mask=live, other=0.0)
     q = tl.load(raw + b * 34 + 2 + j, mask=live, other=0).to(tl.int8, bitcast=True)
-    store(out, b * 32 + j, (d * q.to(tl.float16)).to(tl.float16), live, BF16_BITS)
+    return (d * q.to(tl.float16)).to(tl.float16)
 
 
-@triton.autotune(configs=CONFIGS["q4_0"], **AUTOTUNE)
 @triton.jit
-def q4_0(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
-    # block: d fp16 | 16 bytes; value j < 16 is byte j's low nibble, j ≥ 16 byte j-16's high one
-    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None, None]
-    h = tl.arange(0, 2)[None, :, None]
-    j = tl.arange(0, 16)[None, None, :]
-    live = b < n_blocks
+def q4_0_values(raw, half, b, h, j, live):
+    # block: d fp16 | 16 bytes; value h·16 + j is byte j's low (h = 0) or high (h = 1) nibble
     d = tl.load(half + b * 9, mask=live, other=0.0)
     byte = tl.load(raw + b * 18 + 2 + j, mask=live, other=0)
     q = ((byte >> (h * 4).to(tl.uint8)) & 0x0F).to(tl.int8) - 8
-    store(out, b * 32 + h * 16 + j, (d * q.to(tl.float16)).to(tl.float16), live, BF16_BITS)
+    return (d * q.to(tl.float16)).to(tl.float16)
 
 
-@triton.autotune(configs=CONFIGS["q5_k"], **AUTOTUNE)
 @triton.jit
-def q5_k(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
-    # block: d fp16 | dmin fp16 | 12 bytes of 6-bit scales and mins | qh 32 | qs 128  (176 bytes)
-    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None, None]
-    s = tl.arange(0, 8)[None, :, None]  # sub-block of 32 values
-    lane = tl.arange(0, 32)[None, None, :]
-    live = b < n_blocks
+def q5_k_values(raw, half, b, s, lane, live):
+    # block: d fp16 | dmin fp16 | 12 bytes of 6-bit scales and mins | qh 32 | qs 128  (176 bytes);
+    # s: sub-block of 32 values, lane: value within it
     base = raw + b * 176
     d = tl.load(half + b * 88, mask=live, other=0.0)
     dmin = tl.load(half + b * 88 + 1, mask=live, other=0.0)
@@ -105,5 +95,109 @@ def q5_k(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr
     low = (qs >> ((s % 2) * 4).to(tl.uint8)) & 0x0F
     high = (qh >> s.to(tl.uint8)) & 0x01
     q = (low | (high << 4)).to(tl.float16)
-    value = ((scale * q).to(tl.float16) - offset).to(tl.float16)
-    store(out, b * 256 + s * 32 + lane, value, live, BF16_BITS)
+    return ((scale * q).to(tl.float16) - offset).to(tl.float16)
+
+
+@triton.autotune(configs=CONFIGS["q8_0"], **AUTOTUNE)
+@triton.jit
+def q8_0(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
+    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None]
+    j = tl.arange(0, 32)[None, :]
+    live = b < n_blocks
+    store(out, b * 32 + j, q8_0_values(raw, half, b, j, live), live, BF16_BITS)
+
+
+@triton.autotune(configs=CONFIGS["q4_0"], **AUTOTUNE)
+@triton.jit
+def q4_0(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
+    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None, None]
+    h = tl.arange(0, 2)[None, :, None]
+    j = tl.arange(0, 16)[None, None, :]
+    live = b < n_blocks
+    store(out, b * 32 + h * 16 + j, q4_0_values(raw, half, b, h, j, live), live, BF16_BITS)
+
+
+@triton.autotune(configs=CONFIGS["q5_k"], **AUTOTUNE)
+@triton.jit
+def q5_k(raw, half, out, n_blocks, BLOCKS: tl.constexpr, BF16_BITS: tl.constexpr):
+    b = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None, None]
+    s = tl.arange(0, 8)[None, :, None]  # sub-block of 32 values
+    lane = tl.arange(0, 32)[None, None, :]
+    live = b < n_blocks
+    store(out, b * 256 + s * 32 + lane, q5_k_values(raw, half, b, s, lane, live), live, BF16_BITS)
+
+
+# -- dequantization inside a matrix-vector product (one input row: FLUX's modulation linears) -----
+#
+# Each program computes ROWS outputs: it walks their rows of GGUF blocks, dequantizes them in registers
+# with the formulas above, rounds each value to the bf16 the exact path would store, and accumulates its
+# products with the input in fp32.  The weight is read once, quantized; no bf16 copy is written.
+
+
+def _gemv_configs(*launches: tuple[int, int]) -> list[triton.Config]:
+    return [triton.Config({"ROWS": rows}, num_warps=warps) for rows, warps in launches]
+
+
+GEMV_CONFIGS = {
+    "q8_0|q4_0": _gemv_configs((4, 4), (8, 4), (16, 4), (16, 8)),
+    "q5_k": _gemv_configs((2, 4), (4, 4), (8, 4), (8, 8)),
+}
+#: blocks of 32 values per step of a Q8_0 / Q4_0 row (Q5_K's 256-value block is its own step).
+GEMV_CHUNK = 8
+GEMV_AUTOTUNE = {"key": ["n_rows", "row_blocks", "Q4_0"], "do_bench": quick_bench, "cache_results": True}
+
+
+@triton.jit
+def widened_bf16(value):
+    """fp16 ``value`` rounded to bf16 as ``store`` rounds it (the exact path's weight), held in fp32."""
+    bits = value.to(tl.float32).to(tl.uint32, bitcast=True)
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def finish(out, bias, acc, rows, n_rows, HAS_BIAS: tl.constexpr, BF16_BITS: tl.constexpr):
+    live = rows < n_rows
+    if HAS_BIAS:
+        acc += tl.load(bias + rows, mask=live, other=0.0).to(tl.float32)
+    store(out, rows, acc, live, BF16_BITS)
+
+
+@triton.autotune(configs=GEMV_CONFIGS["q8_0|q4_0"], **GEMV_AUTOTUNE)
+@triton.jit
+def q32_gemv(raw, half, x, bias, out, n_rows, row_blocks, HAS_BIAS: tl.constexpr, BF16_BITS: tl.constexpr,
+             Q4_0: tl.constexpr, ROWS: tl.constexpr, CHUNK: tl.constexpr):  # fmt: skip
+    """Q8_0 or (``Q4_0``) Q4_0: 32-value blocks, CHUNK of them per step along a row."""
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    r = rows[:, None, None]
+    c = tl.arange(0, CHUNK)[None, :, None]
+    lane = tl.arange(0, 32)[None, None, :]
+    acc = tl.zeros((ROWS,), dtype=tl.float32)
+    for k0 in range(0, row_blocks, CHUNK):
+        kb = k0 + c
+        b = r * row_blocks + kb
+        live = (r < n_rows) & (kb < row_blocks)
+        if Q4_0:
+            w = widened_bf16(q4_0_values(raw, half, b, lane // 16, lane % 16, live))
+        else:
+            w = widened_bf16(q8_0_values(raw, half, b, lane, live))
+        v = tl.load(x + kb * 32 + lane, mask=kb < row_blocks, other=0.0).to(tl.float32)
+        acc += tl.sum(tl.sum(w * v, axis=2), axis=1)
+    finish(out, bias, acc, rows, n_rows, HAS_BIAS, BF16_BITS)
+
+
+@triton.autotune(configs=GEMV_CONFIGS["q5_k"], **GEMV_AUTOTUNE)
+@triton.jit
+def q5_k_gemv(raw, half, x, bias, out, n_rows, row_blocks, HAS_BIAS: tl.constexpr, BF16_BITS: tl.constexpr,
+              Q4_0: tl.constexpr, ROWS: tl.constexpr, CHUNK: tl.constexpr):  # fmt: skip
+    """Q5_K: one 256-value block per step along a row (``Q4_0`` and ``CHUNK``: the shared signature)."""
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    r = rows[:, None, None]
+    s = tl.arange(0, 8)[None, :, None]
+    lane = tl.arange(0, 32)[None, None, :]
+    acc = tl.zeros((ROWS,), dtype=tl.float32)
+    for kb in range(0, row_blocks):
+        w = widened_bf16(q5_k_values(raw, half, r * row_blocks + kb, s, lane, r < n_rows))
+        v = tl.load(x + kb * 256 + s * 32 + lane).to(tl.float32)
+        acc += tl.sum(tl.sum(w * v, axis=2), axis=1)
+    finish(out, bias, acc, rows, n_rows, HAS_BIAS, BF16_BITS)
