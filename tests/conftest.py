@@ -1,5 +1,7 @@
 """Shared fixtures.  The Hugging Face environment is set at import, before any
-test module imports huggingface_hub (it reads HF_HOME and HF_HUB_OFFLINE once)."""
+test module imports huggingface_hub (it reads HF_HOME and HF_HUB_OFFLINE once); so is Triton's
+interpreter, before any test module imports Triton: ``triton.language``'s own jit functions
+(``tl.zeros``, ``tl.sum``) are built interpreted only if it is set when Triton is first imported."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ os.environ["HF_HOME"] = str(TINY_ROOT / "hf-home")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.pop("HF_HUB_CACHE", None)
+os.environ.setdefault("TRITON_INTERPRET", "1")  # no GPU here: the fast path's kernels run on CPU
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from torch._dynamo.symbolic_convert import InstructionTranslator
 
 from fluxaudit.results import BreakReason, ExplainResult, TracedBlocks
 
+from .collector import full_collections_deferred
 from .repeated_blocks import kept_blocks, op_count
 
 MAX_REASONS = 5
@@ -105,7 +106,8 @@ def _trace(
 
     torch._dynamo.reset()
     try:
-        torch._dynamo.optimize(accumulate, nopython=False)(fn)(*args, **kwargs)
+        with full_collections_deferred():  # tracing grows the heap as compiling does (collector.py)
+            torch._dynamo.optimize(accumulate, nopython=False)(fn)(*args, **kwargs)
     finally:
         torch._dynamo.reset()
     return everything, owners

@@ -41,6 +41,15 @@ def triton_usable() -> bool:
     return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _blocks(raw: torch.Tensor, kind: GGMLQuantizationType, rows: int, cols: int) -> torch.Tensor:
+    """``raw`` as flat bytes, checked to hold whole rows of ``kind`` blocks for a ``rows × cols`` weight."""
+    block_size, type_size = GGML_QUANT_SIZES[kind]
+    flat = raw.contiguous().view(torch.uint8).reshape(-1)
+    if cols % block_size or flat.numel() != rows * (cols // block_size) * type_size:
+        raise ValueError(f"{kind.name}: {flat.numel()} bytes do not hold a {rows}×{cols} weight")
+    return flat
+
+
 def dequantize(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: torch.dtype,
                launch: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
     """Run the kernel of ``qtype``: autotuned per weight size on a GPU; ``launch`` (blocks and
@@ -50,11 +59,8 @@ def dequantize(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: torch
     from . import gguf_triton
 
     kind = GGMLQuantizationType(qtype)
-    block_size, type_size = GGML_QUANT_SIZES[kind]
-    flat = raw.contiguous().view(torch.uint8).reshape(-1)
-    n_blocks = flat.numel() // type_size
-    if n_blocks * block_size != rows * cols:
-        raise ValueError(f"{kind.name}: {flat.numel()} bytes do not hold a {rows}×{cols} weight")
+    flat = _blocks(raw, kind, rows, cols)
+    n_blocks = flat.numel() // GGML_QUANT_SIZES[kind][1]
     out = torch.empty((rows, cols), dtype=dtype, device=raw.device)
     tuned = getattr(gguf_triton, kind.name.lower())
     bf16 = dtype == torch.bfloat16
@@ -84,14 +90,6 @@ def gguf_dequantize(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: 
 @gguf_dequantize.register_fake
 def _(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
     return raw.new_empty((rows, cols), dtype=dtype)
-
-
-def _blocks(raw: torch.Tensor, kind: GGMLQuantizationType, rows: int, cols: int) -> torch.Tensor:
-    block_size, type_size = GGML_QUANT_SIZES[kind]
-    flat = raw.contiguous().view(torch.uint8).reshape(-1)
-    if cols % block_size or flat.numel() != rows * (cols // block_size) * type_size:
-        raise ValueError(f"{kind.name}: {flat.numel()} bytes do not hold a {rows}×{cols} weight")
-    return flat
 
 
 def gemv_kernel(kind: GGMLQuantizationType) -> object:

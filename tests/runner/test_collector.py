@@ -1,17 +1,14 @@
-"""Full collections deferred while compiling, never while timing; the collector's cost measured."""
+"""Full collections deferred while compiling, never while timing; the collector's cost measured.
+(A group through the runner with this in place: tests/runner/test_runner.py's compile-check test;
+the trace itself: dynamo_explain, under tests/runner/test_compile_check.py.)"""
 
 from __future__ import annotations
 
 import gc
-import logging
-from pathlib import Path
 
 import pytest
 
-from fluxaudit.spec import parse_document
-from fluxaudit.storage import LocalStorage
 from fluxaudit_runner import collector
-from tests.support.helpers import audit_doc
 
 
 def _churn() -> list[list[object]]:
@@ -56,34 +53,19 @@ def test_cost_counts_each_collection_by_generation_and_unhooks() -> None:
     assert len(gc.callbacks) == hooks
 
 
-@pytest.mark.slow
-def test_group_compiles_and_traces_deferred_and_times_cells_with_the_default_collector(
-    tiny_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from fluxaudit_runner import compile_check, group
+def test_dynamos_trace_runs_deferred() -> None:
+    """dynamo_explain's trace (the compile check's, and every explain) defers full collections itself."""
+    import torch
 
-    seen: dict[str, list[int]] = {}
+    from fluxaudit_runner.dynamo_explain import explain
 
-    def spy(name: str, real):  # type: ignore[no-untyped-def]
-        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
-            seen.setdefault(name, []).append(gc.get_threshold()[2])
-            return real(*args, **kwargs)
+    seen: list[int] = []
 
-        return call
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        seen.append(gc.get_threshold()[2])  # read while dynamo traces (or runs) this line
+        return x + 1
 
-    monkeypatch.setattr(group, "warm_up", spy("warm_up", group.warm_up))
-    monkeypatch.setattr(group, "timed_cell", spy("timed_cell", group.timed_cell))
-    monkeypatch.setattr(compile_check, "run_check", spy("compile_check", compile_check.run_check))
     before = gc.get_threshold()
-    one = [{"label": "Q8_0", "file": tiny_model.gguf_files["Q8_0"]}]
-    fast = {"compile": "regional", "compileBackend": "aot_eager"}
-    doc = audit_doc(tiny_model, quants=one, runId="gc", fastPath=fast, compileCheck={"enabled": True}, warmup=0)
-    with caplog.at_level(logging.INFO, logger="fluxaudit"):
-        group.run_group(parse_document(doc), "Q8_0", LocalStorage(tmp_path))
-    deferred = collector.DEFERRED_GEN2_THRESHOLD
-    assert seen["warm_up"] == [deferred] and seen["compile_check"] == [deferred]
-    assert seen["timed_cell"] and all(t == before[2] for t in seen["timed_cell"]), seen
+    result = explain("transformer", fn, torch.ones(2))
+    assert result.error is None and seen and all(t == collector.DEFERRED_GEN2_THRESHOLD for t in seen), seen
     assert gc.get_threshold() == before
-    done = {r.event: r.fields for r in caplog.records if getattr(r, "event", "").endswith(".done")}  # type: ignore[attr-defined]
-    for name in ("warm_up.done", "compile_check.done"):
-        assert done[name]["gc_seconds"] >= 0 and isinstance(done[name]["gc_full"], int), done[name]

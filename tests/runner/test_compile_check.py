@@ -75,43 +75,31 @@ def _alone(loaded, captured: dict) -> ExplainResult:
         return explain("transformer", loaded.transformer, **captured)
 
 
-def test_one_trace_of_the_pipeline_finds_what_explaining_the_pipeline_and_the_transformer_apart_finds(
-    tiny_model,
-) -> None:
+def test_one_trace_with_three_blocks_of_each_list_finds_what_explaining_everything_apart_finds(tiny_model) -> None:
     """The compile check pins ``_execution_device`` and runs the stateful-cache reset eagerly (they
-    walk every submodule: most of a full-size trace's seconds), and reads the transformer's findings
-    from the transformer's frames of that one trace; what it reports must not move."""
+    walk every submodule: most of a full-size trace's seconds), reads the transformer's findings from
+    the transformer's frames of that one trace, and traces the first, second and last of each list of
+    interchangeable blocks, counting the second one's ops for every block left out.  Graphs, breaks,
+    ops and reasons must be those of explaining the pipeline plainly (every block traced) and the
+    transformer alone (the last block has an op less than the middle ones: both ends must be traced)."""
     loaded, kwargs, captured = _loaded_tiny(tiny_model)
+    _deepened(loaded.transformer)
     pipe_class = type(loaded.pipe)
 
     plain = explain("pipeline", loaded.pipe, **kwargs)
     pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
     assert plain.error is None and pipeline.error is None and plain.graph_break_count > 0
-    assert _findings(pipeline) == _findings(plain)
-    assert type(loaded.pipe) is pipe_class  # the pipeline is handed back as it was
-    assert all("_reset_stateful_cache" not in getattr(c, "__dict__", {}) for c in loaded.pipe.components.values())
-
-    alone = _alone(loaded, captured)
-    assert transformer is not None and transformer.traced_in == "pipeline"
-    assert alone.graph_count == 1 and alone.op_count > 100
-    assert _findings(transformer) == _findings(alone)
-
-
-def test_two_blocks_of_each_list_traced_find_what_tracing_every_block_finds(tiny_model) -> None:
-    """The check traces the first, second and last of each list of interchangeable blocks and counts the
-    second one's ops for every block left out; graphs, breaks, ops and reasons must be those of tracing
-    every block (the last block has an op less than the middle ones: both ends must be traced)."""
-    loaded, kwargs, captured = _loaded_tiny(tiny_model)
-    _deepened(loaded.transformer)
-    plain = explain("pipeline", loaded.pipe, **kwargs)
-    pipeline, transformer = explain_pipeline(loaded.pipe, kwargs, loaded.transformer)
     kept = [TracedBlocks(name="transformer_blocks", traced=3, of=5),
             TracedBlocks(name="single_transformer_blocks", traced=3, of=6)]  # fmt: skip
     assert pipeline.traced_blocks == kept  # the shortened trace is the one that ran
     assert _findings(pipeline) == _findings(plain)
+    assert type(loaded.pipe) is pipe_class  # the pipeline is handed back as it was
+    assert all("_reset_stateful_cache" not in getattr(c, "__dict__", {}) for c in loaded.pipe.components.values())
     assert [len(loaded.transformer.transformer_blocks), len(loaded.transformer.single_transformer_blocks)] == [5, 6]
+
     alone = _alone(loaded, captured)
-    assert transformer is not None and transformer.traced_blocks == kept
+    assert transformer is not None and transformer.traced_in == "pipeline" and transformer.traced_blocks == kept
+    assert alone.graph_count == 1 and alone.op_count > 100
     assert _findings(transformer) == _findings(alone)
 
 

@@ -71,7 +71,29 @@ def test_all_three_quants_and_report(tiny_model, tmp_path: Path) -> None:
     assert len(shas) == 6
 
 
-def test_compile_check_reports_graphs_and_breaks(tiny_model, tmp_path: Path) -> None:
+def test_compile_check_reports_graphs_and_breaks_traced_with_full_collections_deferred(
+    tiny_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Also: the warm-up and the compile check run with the collector's full collections deferred
+    (collector.py), every timed cell with the default collector, and their records say what it cost."""
+    import gc
+    import logging
+
+    from fluxaudit_runner import collector, compile_check, group
+
+    seen: dict[str, list[int]] = {}
+
+    def spy(name: str, real):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.setdefault(name, []).append(gc.get_threshold()[2])
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(group, "warm_up", spy("warm_up", group.warm_up))
+    monkeypatch.setattr(group, "timed_cell", spy("timed_cell", group.timed_cell))
+    monkeypatch.setattr(compile_check, "run_check", spy("compile_check", compile_check.run_check))
+    before = gc.get_threshold()
     audit = parse_document(
         audit_doc(
             tiny_model,
@@ -81,7 +103,15 @@ def test_compile_check_reports_graphs_and_breaks(tiny_model, tmp_path: Path) -> 
             compileCheck={"enabled": True},
         )
     )
-    p = run_group(audit, "Q8_0", LocalStorage(tmp_path))
+    with caplog.at_level(logging.INFO, logger="fluxaudit"):
+        p = run_group(audit, "Q8_0", LocalStorage(tmp_path))
+    deferred = collector.DEFERRED_GEN2_THRESHOLD
+    assert seen["warm_up"] == [deferred] and seen["compile_check"] == [deferred]
+    assert seen["timed_cell"] and all(t == before[2] for t in seen["timed_cell"]), seen
+    assert gc.get_threshold() == before
+    done = {r.event: r.fields for r in caplog.records if getattr(r, "event", "").endswith(".done")}  # type: ignore[attr-defined]
+    for name in ("warm_up.done", "compile_check.done"):
+        assert done[name]["gc_seconds"] >= 0 and isinstance(done[name]["gc_full"], int), done[name]
     assert p.compile_check is not None
     by_target = {e.target: e for e in p.compile_check.explain}
     t = by_target["transformer"]
