@@ -42,13 +42,18 @@ AUTOTUNE = {"key": ["n_blocks"], "do_bench": quick_bench, "cache_results": True}
 
 
 @triton.jit
-def store(out, offsets, value, live, BF16_BITS: tl.constexpr):
-    """Store fp16 ``value``; into bf16 as its bits, rounded to nearest even by hand, so the
+def bf16_bits(value):
+    """``value``'s bf16 bits (in the low 16 of a uint32), rounded to nearest even by hand, so the
     result is the same on a GPU and under the interpreter (which truncates)."""
+    bits = value.to(tl.float32).to(tl.uint32, bitcast=True)
+    return (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+
+
+@triton.jit
+def store(out, offsets, value, live, BF16_BITS: tl.constexpr):
+    """Store fp16 ``value``; into bf16 as its bits (``bf16_bits``)."""
     if BF16_BITS:
-        bits = value.to(tl.float32).to(tl.uint32, bitcast=True)
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-        tl.store(out + offsets, bits.to(tl.uint16).to(tl.int16, bitcast=True), mask=live)
+        tl.store(out + offsets, bf16_bits(value).to(tl.uint16).to(tl.int16, bitcast=True), mask=live)
     else:
         tl.store(out + offsets, value.to(out.dtype.element_ty), mask=live)
 
@@ -150,9 +155,7 @@ GEMV_AUTOTUNE = {"key": ["n_rows", "row_blocks", "Q4_0"], "do_bench": quick_benc
 @triton.jit
 def widened_bf16(value):
     """fp16 ``value`` rounded to bf16 as ``store`` rounds it (the exact path's weight), held in fp32."""
-    bits = value.to(tl.float32).to(tl.uint32, bitcast=True)
-    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    return bits.to(tl.float32, bitcast=True)
+    return (bf16_bits(value) << 16).to(tl.float32, bitcast=True)
 
 
 @triton.jit
