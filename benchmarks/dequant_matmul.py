@@ -9,8 +9,6 @@ compiled whole (fullgraph) as the runner's regional compile does, in these forms
 - ``bf16``: the block's own bf16 linears — the issue's "compiled bf16";
 - ``kernels:<type>``: the runner's fast path today (``KernelGGUFLinear``: the Triton kernel writes
   each weight in bf16, cuBLAS multiplies);
-- ``gemv:<type>``: the same, except that a one-row input (the modulation linears' timestep embedding)
-  is multiplied by the GGUF bytes directly (``FusedGGUFLinear``, ``fluxaudit::gguf_gemv``);
 - ``bf16-autotune``, ``fused:<type>``: the same under ``max-autotune-no-cudagraphs``; ``fused`` holds
   the GGUF bytes with diffusers' dequantization formulas (``PlainGGUFLinear``), so Inductor may move
   the dequantization into its Triton matmul templates (prologue fusion), keeping it only where its
@@ -18,8 +16,8 @@ compiled whole (fullgraph) as the runner's regional compile does, in these forms
 
 Each form: the first call's wall time (the compile), then the median and p10–p90 of ``--repeats``
 samples timed with CUDA events, each sample as many calls back to back as FLUX has blocks of that kind
-(19 or 38), divided by that count.  A step is estimated as 19 double + 38 single blocks.  ``fused``'s and
-``gemv``'s output is compared with ``kernels``' on the same bytes (its dequantization is bit-exact), as PSNR over
+(19 or 38), divided by that count.  A step is estimated as 19 double + 38 single blocks.  ``fused``'s
+output is compared with ``kernels``' on the same bytes (its dequantization is bit-exact), as PSNR over
 the output's range and the largest absolute difference.  One JSON line per form is appended to
 ``OUT/dequant_matmul.jsonl`` as soon as it is measured (a run cut short keeps what it measured), and a
 summary line at the end.
@@ -55,8 +53,6 @@ def _args() -> argparse.Namespace:
     p.add_argument("--fused-types", default="Q8_0,Q4_0", help="GGUF types for the fused forms")
     p.add_argument("--bf16-autotune", action=argparse.BooleanOptionalAction, default=True,
                    help="also bf16 under max-autotune (the fused forms' own baseline; 1–2 min of autotuning)")  # fmt: skip
-    p.add_argument("--gemv", action=argparse.BooleanOptionalAction, default=True,
-                   help="also each kernels form with one-row inputs multiplied by the GGUF bytes directly")  # fmt: skip
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--budget-s", type=float, default=420.0, help="forms not started by then are skipped")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -72,16 +68,16 @@ def make_block(kind: str) -> torch.nn.Module:
         return cls(dim=DIM, num_attention_heads=HEADS, attention_head_dim=HEAD_DIM).to(torch.bfloat16).eval()
 
 
-def to_gguf(block: torch.nn.Module, qtype_name: str, kernels: bool, gemv: bool = False) -> torch.nn.Module:
+def to_gguf(block: torch.nn.Module, qtype_name: str, kernels: bool) -> torch.nn.Module:
     """Every linear of ``block`` replaced by a GGUF linear of ``qtype_name`` holding random well-formed
     blocks (the same bytes for the same type: seeded per layer name)."""
     from gguf import GGMLQuantizationType
 
-    from fluxaudit_runner.fastpath import FusedGGUFLinear, KernelGGUFLinear, PlainGGUFLinear
+    from fluxaudit_runner.fastpath import KernelGGUFLinear, PlainGGUFLinear
     from fluxaudit_runner.tiny.gguf_export import random_blocks
 
     qtype = GGMLQuantizationType[qtype_name]
-    cls = (FusedGGUFLinear if gemv else KernelGGUFLinear) if kernels else PlainGGUFLinear
+    cls = KernelGGUFLinear if kernels else PlainGGUFLinear
     for i, (name, linear) in enumerate([(n, m) for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)]):
         raw = random_blocks(linear.out_features, linear.in_features, qtype, np.random.default_rng(i))
         new = cls(torch.from_numpy(raw).cuda(), qtype, linear.out_features, linear.in_features, linear.bias,
@@ -150,8 +146,6 @@ def forms(kind: str, args: argparse.Namespace) -> list[tuple[str, Callable[[], t
     out: list[tuple[str, Callable[[], torch.nn.Module], str | None]] = [("bf16", lambda: make_block(kind), None)]
     for t in args.types.split(","):
         out.append((f"kernels:{t}", lambda t=t: to_gguf(make_block(kind), t, kernels=True), None))
-        if args.gemv:
-            out.append((f"gemv:{t}", lambda t=t: to_gguf(make_block(kind), t, kernels=True, gemv=True), None))
     if args.bf16_autotune:
         out.append(("bf16-autotune", lambda: make_block(kind), AUTOTUNE))
     for t in filter(None, args.fused_types.split(",")):
@@ -198,7 +192,7 @@ def main() -> int:
             qtype = name.split(":")[1] if ":" in name else None
             if name.startswith("kernels:"):
                 exact[(kind, qtype)] = output
-            elif name.startswith(("fused:", "gemv:")) and (kind, qtype) in exact:
+            elif name.startswith("fused:") and (kind, qtype) in exact:
                 record["driftVsKernels"] = drift(output, exact[(kind, qtype)])
             results[kind][name] = record
             base = results[kind].get("bf16-autotune" if mode else "bf16")

@@ -7,9 +7,7 @@ Three parts, each measured on its own in BENCHMARKS.md §7:
   for :class:`PlainGGUFLinear` (diffusers' formulas without the tensor subclass torch.compile
   cannot trace).
   The weights stay resident in their quantized form: only one layer's bf16 weight exists
-  at a time, as in eager diffusers.  :class:`FusedGGUFLinear` also multiplies one-row inputs by
-  the GGUF bytes directly (#18 item 4); the runner does not choose it until
-  ``benchmarks/dequant_matmul.py``'s ``gemv`` forms have measured it on a GPU.
+  at a time, as in eager diffusers.
 - :func:`compile_regions` compiles the repeated transformer blocks once per block class
   (``compile_repeated_blocks``): seconds of compiling instead of minutes for the whole model.
 - :func:`configure_compile_cache` points Inductor's and Triton's caches at a directory that
@@ -83,23 +81,6 @@ class KernelGGUFLinear(PlainGGUFLinear):
     def weight(self) -> torch.Tensor:
         return torch.ops.fluxaudit.gguf_dequantize(
             self.weight_bytes, self.qtype, self.out_features, self.in_features, self.compute_dtype
-        )
-
-
-class FusedGGUFLinear(KernelGGUFLinear):
-    """A kernel linear that multiplies one input row by the GGUF bytes directly (``fluxaudit::gguf_gemv``).
-
-    FLUX's modulation linears (a quarter of its weights) take one timestep embedding per step: for them,
-    writing the bf16 weight and reading it back is the whole cost.  A matrix input still dequantizes,
-    then cuBLAS multiplies.  The weight's values are the exact path's; the fp32 sums run in another
-    order than cuBLAS's, so outputs may differ in their last bf16 bit."""
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.numel() != self.in_features:
-            return super().forward(inputs)
-        bias = self.bias.to(self.compute_dtype) if self.bias is not None else None
-        return torch.ops.fluxaudit.gguf_gemv(
-            inputs, self.weight_bytes, self.qtype, self.out_features, self.in_features, bias, self.compute_dtype
         )
 
 

@@ -12,11 +12,6 @@ and reproduces diffusers' fp16 arithmetic, so its output equals ``dequantize_ggu
 bit for bit; ``TRITON_INTERPRET=1`` runs the same kernels on CPU, which is how CI checks it.
 Registered with ``torch.library.custom_op`` so ``torch.compile(fullgraph=True)`` treats a
 dequantization as one opaque call and the matmul stays cuBLAS's.
-
-``fluxaudit::gguf_gemv`` is the other form: one input row times the GGUF weight, dequantized inside
-the product (same values, rounded to bf16 as the exact path stores them; only the order of the fp32
-sums differs from cuBLAS's).  With one row the product is all weight reads, so writing the bf16 weight
-and reading it back is the whole cost it removes (FLUX's modulation linears: a quarter of its weights).
 """
 
 from __future__ import annotations
@@ -90,57 +85,3 @@ def gguf_dequantize(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: 
 @gguf_dequantize.register_fake
 def _(raw: torch.Tensor, qtype: int, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
     return raw.new_empty((rows, cols), dtype=dtype)
-
-
-def gemv_kernel(kind: GGMLQuantizationType) -> object:
-    """The autotuned Triton kernel that multiplies a row by weights of ``kind``."""
-    from . import gguf_triton
-
-    return gguf_triton.q5_k_gemv if kind == GGMLQuantizationType.Q5_K else gguf_triton.q32_gemv
-
-
-def gemv(inputs: torch.Tensor, raw: torch.Tensor, qtype: int, rows: int, cols: int, bias: torch.Tensor | None,
-         dtype: torch.dtype, launch: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
-    """``inputs`` (one row of ``cols`` values, any leading shape) times the ``rows × cols`` GGUF weight,
-    plus ``bias``, in ``dtype``; ``launch`` (rows and warps per program) pins one shape, as in ``dequantize``."""
-    import triton
-
-    from . import gguf_triton
-
-    kind = GGMLQuantizationType(qtype)
-    if inputs.numel() != cols:
-        raise ValueError(f"gguf_gemv takes one row of {cols} values, not a {tuple(inputs.shape)} tensor")
-    flat = _blocks(raw, kind, rows, cols)
-    out = torch.empty((*inputs.shape[:-1], rows), dtype=dtype, device=raw.device)
-    bf16 = dtype == torch.bfloat16
-    tuned = gemv_kernel(kind)
-    row_blocks = cols // GGML_QUANT_SIZES[kind][0]
-    args = (flat, flat.view(torch.float16), inputs.contiguous().reshape(cols),
-            bias if bias is not None else out, out.view(torch.int16) if bf16 else out, rows, row_blocks)  # fmt: skip
-    meta = {"HAS_BIAS": bias is not None, "BF16_BITS": bf16, "Q4_0": kind == GGMLQuantizationType.Q4_0,
-            "CHUNK": gguf_triton.GEMV_CHUNK}  # fmt: skip
-    if launch is None and os.environ.get("TRITON_INTERPRET") == "1":
-        first = tuned.configs[0]
-        launch = (first.kwargs["ROWS"], first.num_warps)
-    if launch is None:
-        grid = lambda meta: (triton.cdiv(rows, meta["ROWS"]),)  # noqa: E731
-        tuned[grid](*args, **meta, enable_fp_fusion=False)
-    else:
-        per_program, warps = launch
-        tuned.fn[(triton.cdiv(rows, per_program),)](
-            *args, **meta, ROWS=per_program, num_warps=warps, enable_fp_fusion=False
-        )
-    return out
-
-
-@torch.library.custom_op("fluxaudit::gguf_gemv", mutates_args=())
-def gguf_gemv(inputs: torch.Tensor, raw: torch.Tensor, qtype: int, rows: int, cols: int,
-              bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
-    """One row ``inputs`` times the GGUF weight ``raw`` (``rows × cols``, type ``qtype``), plus ``bias``."""
-    return gemv(inputs, raw, qtype, rows, cols, bias, dtype)
-
-
-@gguf_gemv.register_fake
-def _(inputs: torch.Tensor, raw: torch.Tensor, qtype: int, rows: int, cols: int, bias: torch.Tensor | None,
-      dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
-    return inputs.new_empty((*inputs.shape[:-1], rows), dtype=dtype)
