@@ -5,12 +5,8 @@ speed is proven on a GPU in benchmarks/ (BENCHMARKS.md §7)."""
 
 from __future__ import annotations
 
-import os
-
-# Before Triton is first imported: its kernels then run on CPU tensors, one program at a time.
-os.environ.setdefault("TRITON_INTERPRET", "1")
-
 import io
+import os
 from pathlib import Path
 
 import numpy as np
